@@ -1,0 +1,83 @@
+#include "warren/exit.hpp"
+
+#include <caf/deep_to_string.hpp>
+#include <caf/make_message.hpp>
+
+#include <typeinfo>
+
+namespace warren {
+
+std::string to_string(exit_code x) {
+  switch (x) {
+    case exit_code::exception:
+      return "exception";
+    case exit_code::bad_return_value:
+      return "bad_return_value";
+    case exit_code::bad_start:
+      return "bad_start";
+  }
+  return "unknown";
+}
+
+caf::error make_error(exit_code x) {
+  return caf::error{static_cast<uint8_t>(x), exit_category};
+}
+
+caf::error make_error(exit_code x, std::string text) {
+  return caf::error{static_cast<uint8_t>(x), exit_category, caf::make_message(std::move(text))};
+}
+
+caf::error shutdown_with(std::string reason) {
+  return caf::error{1, shutdown_category, caf::make_message(std::move(reason))};
+}
+
+bool is_shutdown(const caf::error& reason) noexcept {
+  return reason == caf::exit_reason::user_shutdown || (reason && reason.category() == shutdown_category);
+}
+
+bool is_normal_exit(const caf::error& reason) noexcept {
+  return !reason || is_shutdown(reason);
+}
+
+namespace {
+
+std::string context_text(const caf::error& x) {
+  const auto& ctx = x.context();
+  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
+    return ctx.get_as<std::string>(0);
+  return caf::deep_to_string(ctx);
+}
+
+} // namespace
+
+std::string describe_exit(const caf::error& reason) {
+  if (!reason)
+    return "normal";
+  if (reason == caf::exit_reason::user_shutdown)
+    return "shutdown";
+  if (reason == caf::exit_reason::kill)
+    return "killed";
+  if (reason.category() == shutdown_category)
+    return "{shutdown, " + context_text(reason) + "}";
+  if (reason.category() == exit_category) {
+    auto out = to_string(static_cast<exit_code>(reason.code()));
+    if (!reason.context().empty())
+      out += ": " + context_text(reason);
+    return out;
+  }
+  if (reason.category() == caf::atom("exit"))
+    return caf::to_string(static_cast<caf::exit_reason>(reason.code()));
+  return caf::to_string(reason);
+}
+
+caf::error exception_to_exit(std::exception_ptr& eptr) {
+  try {
+    std::rethrow_exception(eptr);
+  } catch (const std::exception& e) {
+    return make_error(exit_code::exception, std::string{typeid(e).name()} + ": " + e.what());
+  } catch (...) {
+    return make_error(exit_code::exception, "unknown exception");
+  }
+}
+
+} // namespace warren
