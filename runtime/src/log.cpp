@@ -13,8 +13,8 @@ std::mutex logger_mtx;
 std::shared_ptr<spdlog::logger> current;
 
 std::shared_ptr<spdlog::logger> make_default() {
-  auto logger = std::make_shared<spdlog::logger>("warren",
-                                                 std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  auto logger =
+      std::make_shared<spdlog::logger>("warren", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
   logger->set_level(spdlog::level::info);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
   return logger;

@@ -51,10 +51,10 @@ std::string to_string(const shutdown_spec& x);
 /// still counted against the supervisor's intensity when it is decided (at the
 /// crash), so a crash loop escalates exactly as it would without a delay.
 struct restart_delay {
-  caf::timespan initial{0};    ///< 0: restart at once, as OTP does
-  double factor = 1.0;         ///< 1: fixed delay; >1: exponential backoff
-  caf::timespan max{0};        ///< cap for the backoff (0: no cap)
-  double jitter = 0.0;         ///< +-fraction of the delay drawn at random, 0..1
+  caf::timespan initial{0};     ///< 0: restart at once, as OTP does
+  double factor = 1.0;          ///< 1: fixed delay; >1: exponential backoff
+  caf::timespan max{0};         ///< cap for the backoff (0: no cap)
+  double jitter = 0.0;          ///< +-fraction of the delay drawn at random, 0..1
   caf::timespan reset_after{0}; ///< a child that ran this long starts the backoff over (0: 10 x max)
 
   static restart_delay none() { return {}; }
@@ -142,17 +142,14 @@ struct child_spec {
 /// A start function for a class-based CAF actor: spawns `Actor(args...)`.
 template <class Actor, class... Ts>
 start_fn spawn_fn(Ts... xs) {
-  return [=](const start_context& ctx) -> start_result {
-    return caf::actor{ctx.system().spawn<Actor>(xs...)};
-  };
+  return
+      [=](const start_context& ctx) -> start_result { return caf::actor{ctx.system().spawn<Actor>(xs...)}; };
 }
 
 /// A start function for a function-based CAF actor: spawns `fun(self, args...)`.
 template <class F, class... Ts>
 start_fn spawn_fn_of(F fun, Ts... xs) {
-  return [=](const start_context& ctx) -> start_result {
-    return caf::actor{ctx.system().spawn(fun, xs...)};
-  };
+  return [=](const start_context& ctx) -> start_result { return caf::actor{ctx.system().spawn(fun, xs...)}; };
 }
 
 } // namespace warren

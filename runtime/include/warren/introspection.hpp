@@ -16,8 +16,8 @@ namespace warren {
 /// OTP's which_children entry, plus Warren's restart count.
 struct child_info {
   enum class status : uint8_t { running, undefined, restarting };
-  std::string id;      ///< empty under simple_one_for_one (OTP's undefined id)
-  caf::actor handle;   ///< null unless running
+  std::string id;    ///< empty under simple_one_for_one (OTP's undefined id)
+  caf::actor handle; ///< null unless running
   status state = status::undefined;
   child_type type = child_type::worker;
   restart_type restart = restart_type::permanent;
@@ -38,12 +38,12 @@ struct child_counts {
 /// One node of a supervision tree dump.
 struct tree_node {
   std::string id;
-  uint64_t actor_id = 0;         ///< 0 when not running
+  uint64_t actor_id = 0; ///< 0 when not running
   child_type type = child_type::worker;
   restart_type restart = restart_type::permanent;
   child_info::status state = child_info::status::running;
   uint64_t restarts = 0;
-  std::string strategy;          ///< supervisors only
+  std::string strategy; ///< supervisors only
   std::vector<tree_node> children;
 };
 

@@ -66,19 +66,19 @@ child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<
 /// `parent`, when given, is the actor whose exit stops the supervisor; without one,
 /// an exit from any actor other than a child (or an anonymous one) stops it.
 caf::expected<caf::actor> start_supervisor(caf::actor_system& sys, supervisor_flags flags,
-                                           std::vector<child_spec> children,
-                                           std::string id = "supervisor", caf::actor parent = {});
+                                           std::vector<child_spec> children, std::string id = "supervisor",
+                                           caf::actor parent = {});
 
 // -- message interface (for requests from actors) --------------------------------
 
-using start_child_atom = caf::atom_constant<caf::atom("startchild")>;   // (child_spec) or (message) -> actor
+using start_child_atom = caf::atom_constant<caf::atom("startchild")>;    // (child_spec) or (message) -> actor
 using terminate_child_atom = caf::atom_constant<caf::atom("termchild")>; // (string) or (actor) -> unit
-using restart_child_atom = caf::atom_constant<caf::atom("restchild")>;  // (string) -> actor
-using delete_child_atom = caf::atom_constant<caf::atom("delchild")>;    // (string) -> unit
+using restart_child_atom = caf::atom_constant<caf::atom("restchild")>;   // (string) -> actor
+using delete_child_atom = caf::atom_constant<caf::atom("delchild")>;     // (string) -> unit
 using which_children_atom = caf::atom_constant<caf::atom("whichchild")>; // () -> std::vector<child_info>
 using count_children_atom = caf::atom_constant<caf::atom("countchild")>; // () -> child_counts
-using get_childspec_atom = caf::atom_constant<caf::atom("getspec")>;    // (string) -> child_spec
-using tree_atom = caf::atom_constant<caf::atom("tree")>;                // () -> tree_node
+using get_childspec_atom = caf::atom_constant<caf::atom("getspec")>;     // (string) -> child_spec
+using tree_atom = caf::atom_constant<caf::atom("tree")>;                 // () -> tree_node
 
 // -- blocking API for ordinary threads (never call these from inside an actor) ---
 

@@ -23,8 +23,7 @@ struct deterministic_config : caf::actor_system_config {
 struct deterministic {
   deterministic_config cfg;
   caf::actor_system sys{cfg};
-  caf::scheduler::test_coordinator& sched
-    = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  caf::scheduler::test_coordinator& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
 
   /// Runs every ready actor until none is left. Returns how many jobs ran.
   size_t run() { return sched.run(); }
@@ -44,9 +43,7 @@ struct deterministic {
       run();
   }
 
-  ~deterministic() {
-    run();
-  }
+  ~deterministic() { run(); }
 };
 
 } // namespace warren_test
