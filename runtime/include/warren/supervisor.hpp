@@ -8,6 +8,7 @@
 #pragma once
 
 #include "warren/child_spec.hpp"
+#include "warren/exit.hpp"
 #include "warren/introspection.hpp"
 
 #include <caf/actor.hpp>
