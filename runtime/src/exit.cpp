@@ -3,6 +3,9 @@
 #include <caf/deep_to_string.hpp>
 #include <caf/make_message.hpp>
 
+#include <cstdlib>
+#include <cxxabi.h>
+#include <memory>
 #include <typeinfo>
 
 namespace warren {
@@ -70,11 +73,22 @@ std::string describe_exit(const caf::error& reason) {
   return caf::to_string(reason);
 }
 
+namespace {
+
+std::string demangle(const char* name) {
+  int status = 0;
+  std::unique_ptr<char, decltype(&std::free)> out{abi::__cxa_demangle(name, nullptr, nullptr, &status),
+                                                  &std::free};
+  return status == 0 && out ? std::string{out.get()} : std::string{name};
+}
+
+} // namespace
+
 caf::error exception_to_exit(std::exception_ptr& eptr) {
   try {
     std::rethrow_exception(eptr);
   } catch (const std::exception& e) {
-    return make_error(exit_code::exception, std::string{typeid(e).name()} + ": " + e.what());
+    return make_error(exit_code::exception, demangle(typeid(e).name()) + ": " + e.what());
   } catch (...) {
     return make_error(exit_code::exception, "unknown exception");
   }
