@@ -2,12 +2,34 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 using namespace warren::net::codec;
+
+// Counts global allocations so tests can assert that decoding is allocation-free
+// per frame (replacing the global operator new is allowed in a program).
+namespace {
+std::atomic<std::size_t> g_allocations{0};
+}
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n))
+    return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace {
 
@@ -347,4 +369,42 @@ TEST_CASE("frame: ack_checker rejects broken ACKs") {
   CHECK(to_string(error_reason::ack_beyond_sent) == "ack_beyond_sent");
   CHECK(to_string(frame_type::push_ack) == "PUSH_ACK");
   CHECK(to_string(static_cast<frame_type>(42)) == "UNKNOWN");
+}
+
+TEST_CASE("frame: decoding many frames does not allocate per frame") {
+  std::string wire;
+  for (std::uint64_t i = 1; i <= 1000; ++i)
+    encode_data(wire, i, "payload " + std::to_string(i));
+  frame_decoder d;
+  std::vector<frame> out;
+  out.reserve(1000);
+  // Warm up: two frames spanning chunks so both internal buffers (they alternate)
+  // have capacity; from then on nothing allocates.
+  std::string warm;
+  encode_data(warm, 0, std::string(64, 'w'));
+  for (int i = 0; i < 2; ++i) {
+    d.feed(std::string_view(warm).substr(0, 20), out);
+    d.feed(std::string_view(warm).substr(20), out);
+  }
+
+  std::string acks;
+  acks.reserve(17 * 1000);
+  std::uint64_t id_sum = 0;
+  std::size_t count = 0;
+  const std::size_t before = g_allocations.load();
+  auto r = d.feed(wire, [&](const frame& f) { id_sum += f.id; });
+  r = d.feed(wire, out);
+  for (std::size_t pos = 0; pos < wire.size(); pos += 29)
+    d.feed(std::string_view(wire).substr(pos, 29), [&](const frame&) { ++count; });
+  ack_tracker t;
+  for (std::uint64_t i = 1; i <= 1000; ++i) {
+    t.accept(i);
+    t.write_ack(acks);
+  }
+  CHECK(g_allocations.load() == before);
+  CHECK(r.frames == 1000);
+  CHECK(out.size() == 1000);
+  CHECK(count == 1000);
+  CHECK(id_sum == 1000 * 1001 / 2);
+  CHECK(acks.size() == 17 * 1000);
 }

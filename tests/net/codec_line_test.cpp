@@ -2,11 +2,33 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
 #include <string>
 #include <string_view>
 #include <vector>
 
 using namespace warren::net::codec;
+
+// Counts global allocations so tests can assert that decoding is allocation-free
+// per frame (replacing the global operator new is allowed in a program).
+namespace {
+std::atomic<std::size_t> g_allocations{0};
+}
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n))
+    return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace {
 
@@ -207,4 +229,36 @@ TEST_CASE("line: error reason names") {
   CHECK(to_string(error_reason::frame_too_large) == "frame_too_large");
   CHECK(to_string(error_reason::unknown_frame_type) == "unknown_frame_type");
   CHECK(to_string(error_reason::bad_fixed_length) == "bad_fixed_length");
+}
+
+TEST_CASE("line: decoding many lines does not allocate per line") {
+  std::string wire;
+  for (int i = 0; i < 1000; ++i)
+    CHECK(encode_line(wire, "message number " + std::to_string(i)));
+  line_decoder d;
+  std::vector<std::string_view> out;
+  out.reserve(1000);
+  // Warm up: two lines spanning chunks so both internal buffers (they alternate)
+  // have capacity; from then on nothing allocates.
+  const std::string warm(64, 'w');
+  for (int i = 0; i < 2; ++i) {
+    d.feed(warm, out);
+    d.feed("\n", out);
+  }
+
+  std::size_t count = 0, bytes = 0;
+  const std::size_t before = g_allocations.load();
+  auto r = d.feed(wire, [&](std::string_view l) {
+    ++count;
+    bytes += l.size();
+  });
+  r = d.feed(wire, out); // vector variant with reserved capacity
+  // Chunked feeding with lines spanning chunks reuses the internal buffers.
+  for (std::size_t pos = 0; pos < wire.size(); pos += 37)
+    d.feed(std::string_view(wire).substr(pos, 37), [&](std::string_view) { ++count; });
+  CHECK(g_allocations.load() == before);
+  CHECK(r.frames == 1000);
+  CHECK(count == 2000);
+  CHECK(out.size() == 1000);
+  CHECK(bytes == wire.size() - 1000);
 }
