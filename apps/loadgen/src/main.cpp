@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
   const double grace = (o.workload == Workload::churn ? o.drain : 0) + 2.0;
   auto hard_at = stop_at + duration_cast<Clock::duration>(duration<double>(grace));
   bool stopped = false, killed = false;
+  auto stop_time = Clock::time_point::max();
   auto next_progress = start + seconds(1);
   Totals prev;
   auto prev_t = start;
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
       break;
     if (!stopped && (now >= stop_at || g_interrupted.load())) {
       stopped = true;
+      stop_time = now;
       if (now < stop_at) // interrupted: the hard deadline counts from now
         hard_at = now + duration_cast<Clock::duration>(duration<double>(grace));
       for (auto& w : workers)
@@ -141,8 +143,9 @@ int main(int argc, char** argv) {
   RunInfo info;
   info.elapsed_s = duration<double>(end - start).count();
   info.active_s = last > start ? duration<double>(last - start).count() : info.elapsed_s;
-  if (o.workload == Workload::stream) // messages flow for the whole duration: rate over it
-    info.active_s = std::min(info.elapsed_s, std::max(info.active_s, 1e-9));
+  info.message_s = info.active_s;
+  if (o.workload != Workload::churn) // messages flow until the stop
+    info.message_s = duration<double>(std::min(end, stop_time) - start).count();
   info.nofile = nofile;
   info.killed = killed;
   print_summary(o, t, info);

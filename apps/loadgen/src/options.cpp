@@ -54,9 +54,10 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
   const std::map<std::string, TlsVersion> versions{
       {"any", TlsVersion::any}, {"1.2", TlsVersion::v12}, {"1.3", TlsVersion::v13}};
 
-  app.add_option("workload", o.workload, "churn | stream | idle")
+  std::string workload, codec = "line", tls_version = "any";
+  app.add_option("workload", workload, "churn | stream | idle")
       ->required()
-      ->transform(CLI::CheckedTransformer(workloads, CLI::ignore_case));
+      ->check(CLI::IsMember({"churn", "stream", "idle"}));
 
   auto* target = "Target";
   app.add_option("--host", o.host, "Target address: 127.0.0.0/8, ::1 or localhost")->group(target);
@@ -67,9 +68,7 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
       ->group(target);
 
   auto* wire = "Wire";
-  app.add_option("--codec", o.codec, "line | frame")
-      ->transform(CLI::CheckedTransformer(codecs, CLI::ignore_case))
-      ->group(wire);
+  app.add_option("--codec", codec, "line | frame")->check(CLI::IsMember({"line", "frame"}))->group(wire);
   app.add_option("-s,--size", o.size, "Message payload size in bytes")
       ->check(CLI::Range(std::size_t{1}, std::size_t{16} << 20))
       ->group(wire);
@@ -79,8 +78,8 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
 
   auto* tls = "TLS";
   app.add_flag("--tls", o.tls, "Use TLS (default: plain TCP)")->group(tls);
-  app.add_option("--tls-version", o.tls_version, "any | 1.2 | 1.3")
-      ->transform(CLI::CheckedTransformer(versions))
+  app.add_option("--tls-version", tls_version, "any (1.2 or 1.3) | 1.2 | 1.3")
+      ->check(CLI::IsMember({"any", "1.2", "1.3"}))
       ->group(tls);
   app.add_flag("--tls-resume", o.tls_resume,
                "Resume TLS sessions (per io thread, last session); default: full handshake every time")
@@ -156,6 +155,10 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     *exit_code = app.exit(e);
     return std::nullopt;
   }
+
+  o.workload = workloads.at(workload);
+  o.codec = codecs.at(codec);
+  o.tls_version = versions.at(tls_version);
 
   auto fail = [&](const std::string& msg) -> std::optional<Options> {
     std::cerr << "warren-loadgen: " << msg << "\n";

@@ -61,19 +61,20 @@ nlohmann::json make_json(const Options& o, const Totals& t, const RunInfo& r) {
   j["failed_by_reason"] = failed_by;
   j["aborted"] = t.aborted;
   j["skipped_launches"] = t.skipped;
-  j["open_at_end"] = t.open;
+  j["open_at_end"] = t.held;
   j["peak_open"] = t.peak_open;
   j["messages_sent"] = t.sent;
   j["messages_received"] = t.messages;
   j["tls_resumed"] = t.resumed;
-  j["connections_per_s"] = per_s(o.workload == Workload::churn ? t.completed : t.attempted, r.active_s);
-  j["messages_per_s"] = per_s(t.messages, r.active_s);
+  j["connections_per_s"] = per_s(t.completed, r.active_s);
+  j["messages_per_s"] = per_s(t.messages, r.message_s);
   j["latency_ms"] = latency_json(t.latency);
   j["connect_ms"] = latency_json(t.connect);
   j["protocol_violations"] = t.violations;
   j["violations_by_kind"] = viol;
   j["duration_s"] = r.elapsed_s;
   j["active_s"] = r.active_s;
+  j["message_s"] = r.message_s;
   j["nofile_limit"] = r.nofile;
   j["hard_stopped"] = r.killed;
   return j;
@@ -83,7 +84,8 @@ void print_summary(const Options& o, const Totals& t, const RunInfo& r) {
   std::fprintf(stderr, "\n== warren-loadgen %s: %s %s%s, %zu-byte messages, %u thread(s)\n",
                to_string(o.workload), to_string(o.codec), o.tls ? "TLS " : "plain TCP",
                o.tls ? to_string(o.tls_version) : "", o.size, o.threads);
-  std::fprintf(stderr, "duration      %.2f s (rates over %.2f s)\n", r.elapsed_s, r.active_s);
+  std::fprintf(stderr, "duration      %.2f s (connection rate over %.2f s, message rate over %.2f s)\n",
+               r.elapsed_s, r.active_s, r.message_s);
   std::fprintf(stderr, "attempted     %llu\ncompleted     %llu\nfailed        %llu\n",
                static_cast<unsigned long long>(t.attempted), static_cast<unsigned long long>(t.completed),
                static_cast<unsigned long long>(t.failed));
@@ -97,13 +99,13 @@ void print_summary(const Options& o, const Totals& t, const RunInfo& r) {
   if (t.skipped)
     std::fprintf(stderr, "skipped       %llu launches (--max-inflight bound hit: target rate not met)\n",
                  static_cast<unsigned long long>(t.skipped));
-  std::fprintf(stderr, "open at end   %llu (peak %llu)\n", static_cast<unsigned long long>(t.open),
+  std::fprintf(stderr, "open at end   %llu (peak %llu)\n", static_cast<unsigned long long>(t.held),
                static_cast<unsigned long long>(t.peak_open));
-  if (o.workload == Workload::churn)
-    std::fprintf(stderr, "connections/s %.1f\n", per_s(t.completed, r.active_s));
+  std::fprintf(stderr, "%s %.1f\n", o.workload == Workload::churn ? "connections/s" : "opened/s     ",
+               per_s(t.completed, r.active_s));
   std::fprintf(stderr, "messages      %llu sent, %llu received (%.1f/s)\n",
                static_cast<unsigned long long>(t.sent), static_cast<unsigned long long>(t.messages),
-               per_s(t.messages, r.active_s));
+               per_s(t.messages, r.message_s));
   if (o.tls && o.tls_resume)
     std::fprintf(stderr, "tls resumed   %llu\n", static_cast<unsigned long long>(t.resumed));
   std::fprintf(stderr, "violations    %llu\n", static_cast<unsigned long long>(t.violations));

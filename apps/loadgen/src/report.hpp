@@ -10,7 +10,8 @@ namespace warren::loadgen {
 
 struct RunInfo {
   double elapsed_s = 0;     // wall time of the whole run
-  double active_s = 0;      // start -> last completion/echo (denominator of the rates)
+  double active_s = 0;      // churn: start -> last echo; stream/idle: start -> last connection opened
+  double message_s = 0;     // denominator of messages/s: churn as active_s; stream/idle: until stop
   std::uint64_t nofile = 0; // RLIMIT_NOFILE soft limit in force
   bool killed = false;      // the hard deadline had to stop io threads
 };

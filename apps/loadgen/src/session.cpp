@@ -178,6 +178,7 @@ void Session::on_ready() {
       w_.stats.inflight.sub();
       w_.attempt_ended();
       w_.stats.completed.add();
+      w_.last_event = now;
       sent_at_.assign(o.window, now);
       for (unsigned i = 0; i < o.window; ++i)
         send_message();
@@ -344,13 +345,13 @@ void Session::on_echo(std::string_view payload) {
     return;
   }
   const auto now = Clock::now();
-  w_.last_event = now;
   const auto sent = sent_at_[ring_head_];
   ring_head_ = (ring_head_ + 1) % sent_at_.size();
   --ring_count_;
   w_.stats.messages.add();
   const auto& o = w_.opts;
   if (o.workload == Workload::churn) {
+    w_.last_event = now;
     w_.stats.latency.record(micros_since(t0_, now));
     complete();
     return;

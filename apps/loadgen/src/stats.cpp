@@ -149,6 +149,7 @@ void Totals::add_counters(const Stats& s) {
   aborted += s.aborted.get();
   resumed += s.resumed.get();
   violations += s.violations.get();
+  held += s.held.get();
   for (std::size_t i = 0; i < kReasons; ++i)
     failures[i] += s.failures[i].get();
   for (std::size_t i = 0; i < kViolations; ++i)

@@ -98,6 +98,7 @@ struct Stats {
   Counter aborted;    // churn attempts still running when the drain grace ran out
   Counter resumed;    // TLS handshakes that resumed a session
   Counter violations; // sum of violation_counts[]
+  Counter held;       // connections open when the run was told to stop
   std::array<Counter, kReasons> failures;
   std::array<Counter, kViolations> violation_counts;
 
@@ -124,7 +125,7 @@ struct Stats {
 // A plain, mergeable snapshot of Stats.
 struct Totals {
   std::uint64_t attempted = 0, completed = 0, failed = 0, open = 0, inflight = 0, messages = 0, sent = 0,
-                skipped = 0, aborted = 0, resumed = 0, violations = 0, peak_open = 0;
+                skipped = 0, aborted = 0, resumed = 0, violations = 0, held = 0, peak_open = 0;
   std::array<std::uint64_t, kReasons> failures{};
   std::array<std::uint64_t, kViolations> violation_counts{};
   Histogram latency, connect;

@@ -198,6 +198,7 @@ void Worker::on_stop() {
   if (stopping_ || finished_)
     return;
   stopping_ = true;
+  stats.held.add(stats.open.get());
   tick_timer_.cancel();
   if (opts.workload == Workload::churn && live_ > 0) {
     drain_timer_.expires_after(seconds(opts.drain));
