@@ -20,7 +20,7 @@ struct Options {
   std::string host = "127.0.0.1";
   asio::ip::address address; // parsed and checked form of host
   std::uint16_t port = 0;
-  unsigned source_addrs = 16; // bind to 127.0.0.1..127.0.0.N in turn; 0 = let the kernel choose
+  unsigned source_addrs = 64; // bind to 127.0.0.1..127.0.0.N in turn; 0 = let the kernel choose
 
   // Wire.
   Codec codec = Codec::line;

@@ -207,7 +207,7 @@ void Worker::on_stop() {
         abort_all(true);
     });
   } else {
-    abort_all(false);
+    abort_all(true);
   }
   maybe_finish();
 }
