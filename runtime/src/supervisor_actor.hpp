@@ -13,8 +13,10 @@
 //   its mailbox (skipped, served afterwards in order) and sets aside exits of other
 //   children until it is done.
 // - Child exits are seen through monitors (down messages), not links: a child that
-//   unlinks cannot hang its supervisor. Links still exist so that a supervisor
-//   killed outright takes its children with it.
+//   unlinks cannot hang its supervisor, and CAF's per-actor list of links would make
+//   every child exit O(children). A supervisor that dies without stopping its
+//   children (killed, crashed) sends them its exit reason from an attachable, which
+//   is what the links of an Erlang supervisor do.
 #pragma once
 
 #include "warren/supervisor.hpp"

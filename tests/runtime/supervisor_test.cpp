@@ -520,3 +520,17 @@ TEST_CASE_FIXTURE(sup_fixture, "tree dump: recursive, as JSON and text") {
   CHECK(text.find("sup [supervisor, one_for_all") == 0);
   CHECK(text.find("|   |-- y [worker, permanent, running") != std::string::npos);
 }
+
+TEST_CASE_FIXTURE(sup_fixture, "a killed supervisor takes its children with it") {
+  auto inner = supervisor_child("inner", flags(restart_strategy::one_for_one), {worker_spec(j, "x")});
+  auto sup = start(flags(restart_strategy::one_for_one), {worker_spec(j, "a"), inner});
+  j->take();
+  caf::anon_send_exit(sup, caf::exit_reason::kill);
+  run();
+  auto events = j->take();
+  std::sort(events.begin(), events.end());
+  CHECK(events == strs{"exit:a:killed", "exit:x:killed"});
+  auto reason = exited(sup);
+  REQUIRE(reason);
+  CHECK(*reason == caf::exit_reason::kill);
+}
