@@ -7,7 +7,6 @@
 #include <caf/send.hpp>
 
 #include <csignal>
-#include <thread>
 #include <unistd.h>
 
 namespace warren {
@@ -24,12 +23,14 @@ extern "C" void on_stop_signal(int signo) {
 
 } // namespace
 
-application::application(caf::actor_system& sys, std::string name) : sys_(sys), name_(std::move(name)) {}
+application::application(caf::actor_system& sys, std::string name, bool handle_signals)
+  : sys_(sys), name_(std::move(name)), handle_signals_(handle_signals) {}
 
 application::~application() {
   // A tree that run() did not wait for is stopped, so the actor system can shut down.
   if (top_ && !finished_)
     stop();
+  uninstall_signals();
 }
 
 caf::error application::start(supervisor_flags flags, std::vector<child_spec> children) {
@@ -40,8 +41,43 @@ caf::error application::start(supervisor_flags flags, std::vector<child_spec> ch
     return start_error_;
   }
   top_ = *res;
+  // From here on SIGINT/SIGTERM stop the tree, even before run() is called.
+  if (handle_signals_)
+    install_signals();
   log().info("application {}: started", name_);
   return {};
+}
+
+void application::install_signals() {
+  if (signal_thread_.joinable() || ::pipe(signal_pipe) != 0)
+    return;
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int_);
+  sigaction(SIGTERM, &sa, &old_term_);
+  signal_thread_ = std::thread{[this] {
+    char byte = 0;
+    while (::read(signal_pipe[0], &byte, 1) == 1) {
+      if (byte == 0)
+        return; // uninstall_signals()
+      log().info("application {}: {} received, stopping", name_, byte == SIGINT ? "SIGINT" : "SIGTERM");
+      stop();
+    }
+  }};
+}
+
+void application::uninstall_signals() {
+  if (!signal_thread_.joinable())
+    return;
+  sigaction(SIGINT, &old_int_, nullptr);
+  sigaction(SIGTERM, &old_term_, nullptr);
+  char quit = 0;
+  [[maybe_unused]] auto n = ::write(signal_pipe[1], &quit, 1);
+  signal_thread_.join();
+  ::close(signal_pipe[0]);
+  ::close(signal_pipe[1]);
+  signal_pipe[0] = signal_pipe[1] = -1;
 }
 
 void application::stop() {
@@ -50,41 +86,13 @@ void application::stop() {
     caf::anon_send_exit(top_, caf::exit_reason::user_shutdown);
 }
 
-int application::run(bool handle_signals) {
+int application::run() {
   if (!top_)
     return exit_start_failed;
   caf::scoped_actor self{sys_};
   self->monitor(top_);
-  std::thread signal_thread;
-  struct sigaction old_int {
-  }, old_term{};
-  if (handle_signals && ::pipe(signal_pipe) == 0) {
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    signal_thread = std::thread{[this] {
-      char byte = 0;
-      while (::read(signal_pipe[0], &byte, 1) == 1) {
-        if (byte == 0)
-          return; // run() is done
-        log().info("application {}: {} received, stopping", name_, byte == SIGINT ? "SIGINT" : "SIGTERM");
-        stop();
-      }
-    }};
-  }
   self->receive([&](caf::down_msg& msg) { reason_ = std::move(msg.reason); });
-  if (signal_thread.joinable()) {
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGTERM, &old_term, nullptr);
-    char quit = 0;
-    [[maybe_unused]] auto n = ::write(signal_pipe[1], &quit, 1);
-    signal_thread.join();
-    ::close(signal_pipe[0]);
-    ::close(signal_pipe[1]);
-    signal_pipe[0] = signal_pipe[1] = -1;
-  }
+  uninstall_signals();
   finished_ = true;
   if (stop_requested_) {
     log().info("application {}: stopped ({})", name_, describe_exit(reason_));

@@ -8,7 +8,9 @@
 #include <caf/actor_system.hpp>
 
 #include <atomic>
+#include <csignal>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace warren {
@@ -20,7 +22,9 @@ public:
   static constexpr int exit_failed = 1;  ///< the tree terminated by itself (escalation)
   static constexpr int exit_start_failed = 2;
 
-  explicit application(caf::actor_system& sys, std::string name = "application");
+  /// With `handle_signals`, SIGINT and SIGTERM stop the tree in order (children in
+  /// reverse start order, each by its shutdown spec) from start() on.
+  explicit application(caf::actor_system& sys, std::string name = "application", bool handle_signals = true);
   ~application();
   application(const application&) = delete;
   application& operator=(const application&) = delete;
@@ -29,10 +33,9 @@ public:
   /// supervisor:start_link). Errors are those of start_supervisor.
   caf::error start(supervisor_flags flags, std::vector<child_spec> children);
 
-  /// Blocks until the tree is gone. SIGINT and SIGTERM (when `handle_signals`)
-  /// stop it in order: children in reverse start order, each by its shutdown spec.
-  /// Returns exit_stopped, exit_failed or exit_start_failed.
-  int run(bool handle_signals = true);
+  /// Blocks until the tree is gone. Returns exit_stopped, exit_failed or
+  /// exit_start_failed.
+  int run();
 
   /// Asks the tree to stop (from any thread); run() then returns exit_stopped.
   void stop();
@@ -49,8 +52,15 @@ private:
   caf::actor top_;
   caf::error reason_;
   caf::error start_error_;
+  void install_signals();
+  void uninstall_signals();
+
+  bool handle_signals_;
   std::atomic<bool> stop_requested_{false};
   bool finished_ = false;
+  std::thread signal_thread_;
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
 };
 
 } // namespace warren
