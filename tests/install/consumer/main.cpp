@@ -1,31 +1,35 @@
 // Starts a supervisor with one worker from an installed Warren, crashes the worker,
-// checks it was restarted, and stops the tree.
+// waits for its successor to announce itself, and stops the tree.
 #include <warren/supervisor.hpp>
 
 #include <caf/all.hpp>
 
 #include <iostream>
 
+using hello_atom = caf::atom_constant<caf::atom("hello")>;
+
 int main() {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
   warren::child_spec spec;
   spec.id = "worker";
-  spec.start = warren::spawn_fn_of([](caf::event_based_actor* self) -> caf::behavior {
-    return {[self](int) { self->quit(caf::sec::runtime_error); }};
-  });
+  spec.start = [observer = caf::actor{self}](const warren::start_context& ctx) -> warren::start_result {
+    return caf::actor{ctx.system().spawn([observer](caf::event_based_actor* worker) -> caf::behavior {
+      worker->send(observer, hello_atom::value, caf::actor_cast<caf::actor>(worker));
+      return {[worker](int) { worker->quit(caf::sec::runtime_error); }};
+    })};
+  };
   auto sup = warren::start_supervisor(sys, {}, {spec}, "consumer");
   if (!sup)
     return 1;
-  auto before = warren::sup::which_children(sys, *sup);
-  caf::scoped_actor self{sys};
-  self->monitor(before->front().handle);
-  caf::anon_send(before->front().handle, 1);
-  self->receive([](caf::down_msg&) {});
-  // The supervisor saw the same down message; ask after it has acted on it.
-  auto after = warren::sup::which_children(sys, *sup);
+  caf::actor first, second;
+  self->receive([&](hello_atom, caf::actor& a) { first = a; });
+  self->send(first, 1); // crash it
+  self->receive([&](hello_atom, caf::actor& a) { second = a; });
+  auto kids = warren::sup::which_children(sys, *sup);
   warren::sup::stop(sys, *sup);
-  bool restarted = after && after->front().restarts == 1 && after->front().handle != before->front().handle;
+  bool restarted = kids && kids->front().restarts == 1 && kids->front().handle == second && second != first;
   std::cout << (restarted ? "consumer: restarted" : "consumer: NOT restarted") << "\n";
   return restarted ? 0 : 1;
 }
