@@ -100,10 +100,12 @@ double bench_restart(caf::actor_system& sys, int cycles) {
   warren::child_spec spec;
   spec.id = "crasher";
   spec.start = [driver](const warren::start_context& ctx) -> warren::start_result {
-    return caf::actor{ctx.system().spawn([driver](caf::event_based_actor* self) -> caf::behavior {
-      self->send(driver, hello_atom::value, caf::actor_cast<caf::actor>(self));
-      return {[self](crash_atom) { self->quit(caf::sec::runtime_error); }};
-    })};
+    return caf::actor{ctx.system().spawn(
+        [driver](caf::event_based_actor* self, int) -> caf::behavior {
+          self->send(driver, hello_atom::value, caf::actor_cast<caf::actor>(self));
+          return {[self](crash_atom) { self->quit(caf::sec::runtime_error); }};
+        },
+        0)};
   };
   auto sup = *warren::start_supervisor(sys, flags, {spec}, "bench");
   auto secs = fut.get();
@@ -130,7 +132,7 @@ std::pair<double, double> bench_memory(caf::actor_system& sys, int n) {
   bare.reserve(n);
   before = rss_bytes();
   for (int i = 0; i < n; ++i)
-    bare.push_back(sys.spawn(idle_actor));
+    bare.push_back(sys.spawn([](caf::event_based_actor* self, int) { return idle_actor(self); }, 0));
   auto raw = static_cast<double>(rss_bytes() - before) / n;
   for (auto& a : bare)
     caf::anon_send_exit(a, caf::exit_reason::kill);

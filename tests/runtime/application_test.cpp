@@ -24,9 +24,12 @@ child_spec recorded(std::shared_ptr<order_log> log, std::string id) {
   child_spec spec;
   spec.id = id;
   spec.start = [log, id](const start_context& ctx) -> start_result {
-    auto a = ctx.system().spawn([](caf::event_based_actor* self) -> caf::behavior {
-      return {[self](int) { self->quit(caf::sec::runtime_error); }};
-    });
+    // (The unused int works around CAF 0.17's null dereference for argument-less spawns.)
+    auto a = ctx.system().spawn(
+        [](caf::event_based_actor* self, int) -> caf::behavior {
+          return {[self](int) { self->quit(caf::sec::runtime_error); }};
+        },
+        0);
     caf::actor_cast<caf::abstract_actor*>(a)->attach_functor([log, id](const caf::error& reason) {
       std::lock_guard<std::mutex> guard{log->mtx};
       log->exits.push_back(id + ":" + describe_exit(reason));

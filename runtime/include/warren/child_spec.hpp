@@ -6,6 +6,8 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/detail/type_list.hpp>
+#include <caf/detail/type_traits.hpp>
 #include <caf/error.hpp>
 #include <caf/message.hpp>
 #include <caf/timespan.hpp>
@@ -149,7 +151,17 @@ start_fn spawn_fn(Ts... xs) {
 /// A start function for a function-based CAF actor: spawns `fun(self, args...)`.
 template <class F, class... Ts>
 start_fn spawn_fn_of(F fun, Ts... xs) {
-  return [=](const start_context& ctx) -> start_result { return caf::actor{ctx.system().spawn(fun, xs...)}; };
+  return [=](const start_context& ctx) -> start_result {
+    if constexpr (sizeof...(Ts) == 0) {
+      // CAF 0.17 dereferences a null pointer when it spawns a function-based actor
+      // without arguments (UndefinedBehaviorSanitizer reports it); pass a dummy one.
+      using traits = caf::detail::get_callable_trait<F>;
+      using self_ptr = typename caf::detail::tl_head<typename traits::arg_types>::type;
+      return caf::actor{ctx.system().spawn([fun](self_ptr self, int) { return fun(self); }, 0)};
+    } else {
+      return caf::actor{ctx.system().spawn(fun, xs...)};
+    }
+  };
 }
 
 } // namespace warren

@@ -15,10 +15,13 @@ int main() {
   warren::child_spec spec;
   spec.id = "worker";
   spec.start = [observer = caf::actor{self}](const warren::start_context& ctx) -> warren::start_result {
-    return caf::actor{ctx.system().spawn([observer](caf::event_based_actor* worker) -> caf::behavior {
-      worker->send(observer, hello_atom::value, caf::actor_cast<caf::actor>(worker));
-      return {[worker](int) { worker->quit(caf::sec::runtime_error); }};
-    })};
+    // (The unused int works around CAF 0.17's null dereference for argument-less spawns.)
+    return caf::actor{ctx.system().spawn(
+        [observer](caf::event_based_actor* worker, int) -> caf::behavior {
+          worker->send(observer, hello_atom::value, caf::actor_cast<caf::actor>(worker));
+          return {[worker](int) { worker->quit(caf::sec::runtime_error); }};
+        },
+        0)};
   };
   auto sup = warren::start_supervisor(sys, {}, {spec}, "consumer");
   if (!sup)

@@ -20,10 +20,12 @@ struct sup_fixture : deterministic {
   // Exit reasons seen by the watcher actor, by actor id.
   std::shared_ptr<std::map<caf::actor_id, caf::error>> downs =
       std::make_shared<std::map<caf::actor_id, caf::error>>();
-  caf::actor watcher = sys.spawn([d = downs](caf::event_based_actor* w) -> caf::behavior {
-    w->set_down_handler([d](caf::down_msg& msg) { (*d)[msg.source.id()] = msg.reason; });
-    return {[w](const caf::actor& who) { w->monitor(who); }};
-  });
+  caf::actor watcher = sys.spawn( // (the int: see child_spec.hpp, spawn_fn_of)
+      [d = downs](caf::event_based_actor* w, int) -> caf::behavior {
+        w->set_down_handler([d](caf::down_msg& msg) { (*d)[msg.source.id()] = msg.reason; });
+        return {[w](const caf::actor& who) { w->monitor(who); }};
+      },
+      0);
 
   std::vector<caf::actor> started; // supervisors to take down at the end
 
