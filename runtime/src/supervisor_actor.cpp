@@ -71,6 +71,8 @@ supervisor_actor::supervisor_actor(caf::actor_config& cfg, supervisor_init init,
   // What links would do, in O(1) per child: a supervisor that ends without stopping
   // its children (killed, or crashed) sends them its exit reason, as a linked
   // Erlang supervisor would. After an orderly stop there is nobody left to tell.
+  // Dropping the records also breaks reference cycles with children that hold a
+  // strong handle to us.
   attach_functor([this](const caf::error& reason) {
     for (auto& c : children_)
       if (c.handle)
@@ -78,6 +80,11 @@ supervisor_actor::supervisor_actor(caf::actor_config& cfg, supervisor_init init,
     for (auto& [key, d] : dyn_)
       if (d.handle)
         send_exit(d.handle, reason);
+    children_.clear();
+    dyn_.clear();
+    template_ = child_spec{};
+    term_.reset();
+    pending_downs_.clear();
   });
 }
 

@@ -100,11 +100,11 @@ struct sup_fixture : deterministic {
   }
 
   void crash(const std::string& name) {
-    caf::anon_send(j->current.at(name), crash_atom::value);
+    caf::anon_send(current(name), crash_atom::value);
     run();
   }
 
-  caf::actor current(const std::string& name) { return j->current.at(name); }
+  caf::actor current(const std::string& name) { return caf::actor_cast<caf::actor>(j->current.at(name)); }
 };
 
 } // namespace warren_test

@@ -24,9 +24,9 @@ using ping_atom = caf::atom_constant<caf::atom("ping")>;
 
 struct journal {
   std::vector<std::string> events;
-  std::map<std::string, caf::actor> current; // latest instance of each worker
-  std::map<std::string, int> fail_starts;    // start attempts still to fail, per worker
-  std::map<std::string, int> starts;         // start attempts, per worker
+  std::map<std::string, caf::actor_addr> current; // latest instance of each worker (weak: no cycles)
+  std::map<std::string, int> fail_starts;         // start attempts still to fail, per worker
+  std::map<std::string, int> starts;              // start attempts, per worker
 
   std::vector<std::string> take() {
     auto out = std::move(events);
@@ -43,10 +43,10 @@ class test_worker : public caf::event_based_actor {
 public:
   test_worker(caf::actor_config& cfg, std::shared_ptr<journal> j, std::string name, caf::actor parent,
               worker_options opts)
-    : caf::event_based_actor(cfg), j_(std::move(j)), name_(std::move(name)), parent_(std::move(parent)),
+    : caf::event_based_actor(cfg), j_(std::move(j)), name_(std::move(name)), parent_(parent.address()),
       opts_(opts) {
     j_->events.push_back("start:" + name_);
-    j_->current[name_] = caf::actor_cast<caf::actor>(this);
+    j_->current[name_] = address();
     attach_functor([j = j_, n = name_](const caf::error& reason) {
       j->events.push_back("exit:" + n + ":" + warren::describe_exit(reason));
     });
@@ -54,7 +54,7 @@ public:
 
   caf::behavior make_behavior() override {
     set_exit_handler([this](caf::exit_msg& msg) {
-      if (opts_.ignore_shutdown && msg.source == parent_.address()) {
+      if (opts_.ignore_shutdown && msg.source == parent_) {
         j_->events.push_back("ignored:" + name_);
         return;
       }
@@ -72,7 +72,7 @@ public:
 private:
   std::shared_ptr<journal> j_;
   std::string name_;
-  caf::actor parent_;
+  caf::actor_addr parent_; // weak: the supervisor holds us strongly
   worker_options opts_;
 };
 
