@@ -349,7 +349,9 @@ protected:
 private:
   template <class... Calls, class... Casts>
   caf::behavior make_handlers(type_list<Calls...>, type_list<Casts...>) {
-    return caf::behavior{call_handler<Calls>()..., cast_handler<Casts>()...};
+    // Casts first: they are the high-rate path, and the patterns cannot overlap
+    // (call_atom vs cast_atom), so the order only decides how many a cast is tried on.
+    return caf::behavior{cast_handler<Casts>()..., call_handler<Calls>()...};
   }
 
   template <class Req>
