@@ -105,9 +105,7 @@ bool supervisor_actor::init_children() {
       c.state = status::undefined;
       continue;
     }
-    c.handle = res.actor();
-    c.state = status::running;
-    c.started_at = now();
+    mark_running(c, res.actor());
   }
   // Temporary children that returned ignore are not kept (OTP drops their spec).
   std::erase_if(children_, [](const child& c) {
@@ -424,9 +422,7 @@ void supervisor_actor::start_scope(const std::string& id) {
       c.state = status::undefined;
       continue;
     }
-    c.handle = res.actor();
-    c.state = status::running;
-    c.started_at = now();
+    mark_running(c, res.actor());
   }
 }
 
@@ -691,9 +687,7 @@ caf::result<caf::actor> supervisor_actor::api_start_child(child_spec& spec) {
     return caf::actor{};
   }
   auto c = make_child(std::move(spec));
-  c.handle = res.actor();
-  c.state = status::running;
-  c.started_at = now();
+  mark_running(c, res.actor());
   children_.push_back(std::move(c));
   return children_.back().handle;
 }
@@ -768,7 +762,8 @@ void supervisor_actor::api_terminate_dyn(const caf::actor& who) {
   terminate_targets({std::move(t)}, false, [rp]() mutable { rp.deliver(caf::ok_atom::value); });
 }
 
-caf::result<caf::actor> supervisor_actor::api_restart_child(const std::string& id) {
+caf::expected<size_t> supervisor_actor::stopped_child(const std::string& id) const {
+  // OTP's checks for restart_child and delete_child, in OTP's order.
   if (simple())
     return make_error(sup_errc::simple_one_for_one);
   auto idx = find(id);
@@ -779,30 +774,35 @@ caf::result<caf::actor> supervisor_actor::api_restart_child(const std::string& i
     return make_error(sup_errc::running);
   if (c.state == status::restarting)
     return make_error(sup_errc::restarting);
+  return *idx;
+}
+
+caf::result<caf::actor> supervisor_actor::api_restart_child(const std::string& id) {
+  auto idx = stopped_child(id);
+  if (!idx)
+    return idx.error();
+  auto& c = children_[*idx];
   auto res = start_one(c.spec, {});
   if (res.failed())
     return start_failure(c.spec, res);
   if (res.ignored())
     return caf::actor{};
-  c.handle = res.actor();
-  c.state = status::running;
-  c.started_at = now();
+  mark_running(c, res.actor());
   return c.handle;
 }
 
 caf::result<caf::ok_atom> supervisor_actor::api_delete_child(const std::string& id) {
-  if (simple())
-    return make_error(sup_errc::simple_one_for_one);
-  auto idx = find(id);
+  auto idx = stopped_child(id);
   if (!idx)
-    return make_error(sup_errc::not_found);
-  auto& c = children_[*idx];
-  if (c.handle)
-    return make_error(sup_errc::running);
-  if (c.state == status::restarting)
-    return make_error(sup_errc::restarting);
+    return idx.error();
   children_.erase(children_.begin() + static_cast<std::ptrdiff_t>(*idx));
   return caf::ok_atom::value;
+}
+
+void supervisor_actor::mark_running(child& c, caf::actor handle) {
+  c.handle = std::move(handle);
+  c.state = status::running;
+  c.started_at = now();
 }
 
 std::vector<child_info> supervisor_actor::which_children() const {

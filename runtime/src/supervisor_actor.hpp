@@ -149,6 +149,8 @@ private:
   // -- helpers ----------------------------------------------------------------
   bool simple() const noexcept { return flags_.strategy == restart_strategy::simple_one_for_one; }
   static child make_child(child_spec spec);
+  void mark_running(child& c, caf::actor handle);
+  caf::expected<size_t> stopped_child(const std::string& id) const;
   std::optional<size_t> find(const std::string& id) const;
   std::optional<size_t> find(const caf::actor_addr& who) const;
   target make_target(const child& c) const;
