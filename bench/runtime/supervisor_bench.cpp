@@ -147,6 +147,19 @@ int main(int argc, char** argv) {
   int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", threads);
+  // Optional CAF work-stealing tuning from the environment, e.g.
+  // WARREN_WS="aggressive-poll-attempts=10,aggressive-steal-interval=50".
+  if (const char* ws = std::getenv("WARREN_WS")) {
+    std::string spec{ws};
+    for (size_t pos = 0; pos < spec.size();) {
+      auto end = spec.find(',', pos);
+      auto item = spec.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+      auto eq = item.find('=');
+      if (eq != std::string::npos)
+        cfg.set("work-stealing." + item.substr(0, eq), static_cast<size_t>(std::stoul(item.substr(eq + 1))));
+      pos = end == std::string::npos ? spec.size() : end + 1;
+    }
+  }
   caf::actor_system sys{cfg};
   std::string only = argc > 2 ? argv[2] : "";
   std::printf("warren supervisor benchmarks, %d scheduler threads\n", threads);
