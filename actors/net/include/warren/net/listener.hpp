@@ -1,0 +1,109 @@
+// A supervised listener (Ranch's listener): listen sockets, acceptors, connection
+// supervisors and one endpoint actor per connection, all in the Warren tree:
+//
+//   <id>          supervisor, rest_for_one
+//   ├─ ctl        worker: owns the listen sockets, answers the control API
+//   ├─ conns_0..  supervisor, simple_one_for_one of temporary endpoints
+//   └─ acceptors  supervisor, one_for_one: acceptor_0.. (acceptor_i feeds conns_i)
+//
+// Control: blocking functions in warren::net::listener (ordinary threads only), or
+// the messages below sent to the ctl actor (registered as listener_name(id)).
+#pragma once
+
+#include <warren/child_spec.hpp>
+#include <warren/net/io_pool.hpp>
+#include <warren/net/protocol.hpp>
+#include <warren/net/tls.hpp>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/expected.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace warren::net {
+
+enum class codec_kind : uint8_t { line };
+enum class overflow_policy : uint8_t {
+  close,        ///< close with reason overflow when the queue passes high_watermark
+  pause_reading ///< stop reading from the peer until the queue drains to low_watermark
+};
+
+struct listener_options {
+  uint16_t port = 0; ///< 0: ephemeral; see listener::port()
+  std::string bind_address = "0.0.0.0";
+  std::optional<tls_options> tls; ///< none: plain TCP
+  codec_kind codec = codec_kind::line;
+  std::size_t max_frame = 65536;
+  std::size_t num_acceptors = 0;      ///< 0: one per listen socket
+  std::size_t num_listen_sockets = 0; ///< 0: one per io thread (SO_REUSEPORT); at most num_acceptors
+  std::size_t max_connections = 1024; ///< per connection supervisor (per acceptor)
+  caf::timespan handshake_timeout = std::chrono::seconds(5);
+  caf::timespan idle_timeout = std::chrono::minutes(5); ///< 0: none
+  std::size_t high_watermark = 1 << 20;                 ///< outbound queue, bytes
+  std::size_t low_watermark = 1 << 18;
+  overflow_policy on_overflow = overflow_policy::close;
+  std::size_t read_buffer = 16384; ///< bytes per read
+  int backlog = 1024;
+};
+
+/// Counters of one listener since it started (the ctl child's start).
+struct listener_counters {
+  uint64_t accepted = 0;
+  uint64_t active = 0; ///< endpoint actors alive (handshaking or connected)
+  uint64_t closed = 0;
+  uint64_t handshake_timeout = 0;
+  uint64_t handshake_tls_error = 0;
+  uint64_t handshake_peer_closed = 0;
+  uint64_t frames_in = 0;
+  uint64_t frames_out = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t overflow_closes = 0;
+  uint64_t frame_errors = 0; ///< connections closed because a frame was invalid
+  uint64_t idle_closes = 0;
+  uint64_t accept_errors = 0;
+  uint64_t handshake_failures() const {
+    return handshake_timeout + handshake_tls_error + handshake_peer_closed;
+  }
+};
+
+/// How a connection ends: normal when the peer closes; `{shutdown, reason}` (a normal
+/// exit: no crash report per misbehaving device) for peer-caused ends: handshake_failed,
+/// handshake_timeout, idle_timeout, overflow, frame_too_large, connection_reset;
+/// `net_errc::socket_error` (abnormal) for any other socket error.
+constexpr caf::atom_value net_error_category = caf::atom("net");
+enum class net_errc : uint8_t { socket_error = 1, bind_failed };
+caf::error make_error(net_errc x, std::string text);
+
+/// The child spec of a whole listener (a supervisor child). Binds when it starts;
+/// a bind failure fails the start.
+child_spec listener_child(std::string id, io_pool& pool, listener_options opts, protocol_factory factory);
+
+/// Registered name of a listener's ctl actor.
+std::string listener_name(const std::string& id);
+
+// -- message interface (to the ctl actor) -----------------------------------------
+using port_atom = caf::atom_constant<caf::atom("netport")>;      // () -> uint16_t
+using counters_atom = caf::atom_constant<caf::atom("netcount")>; // () -> listener_counters
+using suspend_atom = caf::atom_constant<caf::atom("netsusp")>;   // () -> ok
+using resume_atom = caf::atom_constant<caf::atom("netresume")>;  // () -> ok
+using drain_atom = caf::atom_constant<caf::atom("netdrain")>;    // (timespan) -> uint64_t closed by force
+
+namespace listener {
+// Blocking API for ordinary threads; `id` is the listener's child id.
+caf::expected<uint16_t> port(caf::actor_system& sys, const std::string& id);
+caf::expected<listener_counters> counters(caf::actor_system& sys, const std::string& id);
+caf::error suspend(caf::actor_system& sys, const std::string& id);
+caf::error resume(caf::actor_system& sys, const std::string& id);
+/// Stops accepting, waits up to `deadline` for connections to end, then closes the
+/// rest (returns how many). The listener stays suspended.
+caf::expected<uint64_t> drain(caf::actor_system& sys, const std::string& id, caf::timespan deadline);
+} // namespace listener
+
+} // namespace warren::net
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warren::net::listener_counters)

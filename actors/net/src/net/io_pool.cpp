@@ -1,0 +1,47 @@
+#include <warren/net/io_pool.hpp>
+
+#include <warren/log.hpp>
+
+namespace warren::net {
+
+io_pool::io_pool(std::size_t threads) {
+  if (threads == 0)
+    threads = std::max(1u, std::thread::hardware_concurrency());
+  loops_.reserve(threads);
+  for (std::size_t i = 0; i < threads; ++i) {
+    auto l = std::make_unique<loop>();
+    // concurrency hint 1: each context is run by exactly one thread, so Asio can
+    // skip its internal locking on the hot path.
+    l->ctx = std::make_unique<asio::io_context>(1);
+    l->guard =
+        std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(l->ctx->get_executor());
+    auto* ctx = l->ctx.get();
+    l->thread = std::thread([ctx] {
+      for (;;) {
+        try {
+          ctx->run();
+          return;
+        } catch (const std::exception& e) {
+          // A handler threw: log and keep the loop alive for the other sockets.
+          log().error("io_pool: handler threw: {}", e.what());
+        }
+      }
+    });
+    loops_.push_back(std::move(l));
+  }
+}
+
+io_pool::~io_pool() {
+  for (auto& l : loops_)
+    l->guard.reset();
+  for (auto& l : loops_)
+    l->ctx->stop();
+  for (auto& l : loops_)
+    if (l->thread.joinable())
+      l->thread.join();
+  // Contexts are destroyed after every thread is gone: pending handlers (and the
+  // sockets they keep alive) are released here, on this thread.
+  loops_.clear();
+}
+
+} // namespace warren::net

@@ -1,0 +1,92 @@
+// Internal: what a listener's actors share. Created by the listener's start function,
+// released with the last actor of the listener tree.
+#pragma once
+
+#include <warren/net/listener.hpp>
+
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl/context.hpp>
+
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace warren::net::detail {
+
+/// A freshly accepted socket on its way from acceptor to endpoint (CAF messages must
+/// be copyable, a socket is not).
+using socket_ptr = std::shared_ptr<asio::ip::tcp::socket>;
+
+using accepted_atom = caf::atom_constant<caf::atom("nacc")>;
+using accept_err_atom = caf::atom_constant<caf::atom("naccerr")>;
+using conn_closed_atom = caf::atom_constant<caf::atom("nclosed")>;
+using retry_atom = caf::atom_constant<caf::atom("nretry")>;
+
+struct atomic_counters {
+  std::atomic<uint64_t> accepted{0}, active{0}, closed{0}, hs_timeout{0}, hs_tls_error{0}, hs_peer_closed{0},
+      frames_in{0}, frames_out{0}, bytes_in{0}, bytes_out{0}, overflow_closes{0}, frame_errors{0},
+      idle_closes{0}, accept_errors{0};
+  listener_counters snapshot() const;
+};
+
+inline void bump(std::atomic<uint64_t>& x, uint64_t n = 1) {
+  x.fetch_add(n, std::memory_order_relaxed);
+}
+
+/// One acceptor and its connection supervisor.
+struct slot {
+  std::atomic<std::size_t> active{0}; ///< endpoints of conns_i, plus sockets on their way
+  caf::actor conns;                   ///< guarded by listener_state::mu
+  caf::actor acceptor;                ///< guarded by listener_state::mu
+};
+
+struct listener_state {
+  std::string id;
+  io_pool* pool = nullptr;
+  listener_options opts;
+  protocol_factory factory;
+  std::shared_ptr<asio::ssl::context> tls;
+  atomic_counters c;
+  std::atomic<bool> suspended{false};
+  std::atomic<uint64_t> next_conn_id{1};
+  uint16_t port = 0; // set by bind(), read-only afterwards
+
+  std::vector<std::shared_ptr<asio::ip::tcp::acceptor>> sockets;
+  std::vector<std::unique_ptr<slot>> slots;
+
+  std::mutex mu;
+  caf::actor conns(std::size_t i) {
+    std::lock_guard<std::mutex> g{mu};
+    return slots[i]->conns;
+  }
+  caf::actor acceptor(std::size_t i) {
+    std::lock_guard<std::mutex> g{mu};
+    return slots[i]->acceptor;
+  }
+  void set_conns(std::size_t i, caf::actor a) {
+    std::lock_guard<std::mutex> g{mu};
+    slots[i]->conns = std::move(a);
+  }
+  void set_acceptor(std::size_t i, caf::actor a) {
+    std::lock_guard<std::mutex> g{mu};
+    slots[i]->acceptor = std::move(a);
+  }
+
+  std::size_t num_acceptors() const { return slots.size(); }
+  /// Opens, binds and listens on every listen socket. Throws std::system_error.
+  void bind();
+  /// Closes the listen sockets (posted to their loops).
+  void close_sockets();
+  /// Cancels pending accepts (posted); acceptors see the flag and stay idle.
+  void suspend();
+};
+
+using state_ptr = std::shared_ptr<listener_state>;
+
+} // namespace warren::net::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(warren::net::detail::socket_ptr)

@@ -1,0 +1,301 @@
+// Helpers for the warren::net tests: a certificate made with the openssl CLI, a small
+// blocking-with-deadline Asio client (plain or TLS), and a listener under a supervisor.
+#pragma once
+
+#include <warren/log.hpp>
+#include <warren/net/echo.hpp>
+#include <warren/net/listener.hpp>
+#include <warren/supervisor.hpp>
+
+#include <asio.hpp>
+#include <asio/ssl.hpp>
+#include <caf/all.hpp>
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+namespace net_test {
+
+using namespace std::chrono_literals;
+namespace net = warren::net;
+
+/// A temp dir with server (CN=test) and client (CN=client) certificates, made once.
+struct certs {
+  std::filesystem::path dir;
+  std::string server_cert, server_key, client_cert, client_key;
+
+  static const certs& get() {
+    static certs c;
+    return c;
+  }
+
+private:
+  certs() {
+    char tmpl[] = "/tmp/warren-net-test-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr)
+      throw std::runtime_error("mkdtemp failed");
+    dir = tmpl;
+    make("test", server_cert, server_key);
+    make("client", client_cert, client_key);
+  }
+  void make(const std::string& cn, std::string& cert, std::string& key) {
+    cert = (dir / (cn + ".crt")).string();
+    key = (dir / (cn + ".key")).string();
+    std::string cmd =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=" + cn +
+        " -keyout " + key + " -out " + cert + " >/dev/null 2>&1";
+    if (std::system(cmd.c_str()) != 0)
+      throw std::runtime_error("openssl req failed");
+  }
+
+public:
+  ~certs() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
+inline net::tls_options server_tls(bool mtls = false) {
+  const auto& c = certs::get();
+  net::tls_options t;
+  t.cert_file = c.server_cert;
+  t.key_file = c.server_key;
+  if (mtls) {
+    t.ca_file = c.client_cert; // the self-signed client certificate is its own CA
+    t.verify_peer = true;
+  }
+  return t;
+}
+
+/// Client TLS context: no server verification (self-signed), optional version cap
+/// and client certificate.
+inline std::shared_ptr<asio::ssl::context> client_tls(int max_version = 0, bool with_cert = false) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  ctx->set_verify_mode(asio::ssl::verify_none);
+  if (max_version != 0)
+    SSL_CTX_set_max_proto_version(ctx->native_handle(), max_version);
+  if (with_cert) {
+    ctx->use_certificate_file(certs::get().client_cert, asio::ssl::context::pem);
+    ctx->use_private_key_file(certs::get().client_key, asio::ssl::context::pem);
+  }
+  return ctx;
+}
+
+/// One connection, driven from the test thread; every wait has a deadline.
+class client {
+public:
+  explicit client(uint16_t port, std::shared_ptr<asio::ssl::context> tls = nullptr)
+    : tls_ctx_(std::move(tls)) {
+    asio::ip::tcp::socket s{io_};
+    s.connect({asio::ip::make_address("127.0.0.1"), port});
+    if (tls_ctx_)
+      tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(std::move(s), *tls_ctx_);
+    else
+      plain_ = std::make_unique<asio::ip::tcp::socket>(std::move(s));
+  }
+
+  /// TLS handshake; false if it failed or timed out.
+  bool handshake(std::chrono::milliseconds timeout = 5000ms) {
+    asio::error_code result = asio::error::would_block;
+    tls_->async_handshake(asio::ssl::stream_base::client, [&](const asio::error_code& ec) { result = ec; });
+    run(timeout, [&] { return result != asio::error::would_block; });
+    return !result;
+  }
+
+  void send(const std::string& data) {
+    asio::error_code result = asio::error::would_block;
+    with([&](auto& s) {
+      asio::async_write(s, asio::buffer(data), [&](const asio::error_code& ec, std::size_t) { result = ec; });
+    });
+    run(5000ms, [&] { return result != asio::error::would_block; });
+  }
+
+  /// The next line (without LF), or nothing on close, error or timeout.
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout = 5000ms) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (auto pos = buf_.find('\n'); pos != std::string::npos) {
+        auto line = buf_.substr(0, pos);
+        buf_.erase(0, pos + 1);
+        return line;
+      }
+      if (closed_ || !read_some(until))
+        return std::nullopt;
+    }
+  }
+
+  /// True once the server has closed the connection (within the timeout).
+  bool wait_closed(std::chrono::milliseconds timeout = 5000ms) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (!closed_)
+      if (!read_some(until))
+        return closed_;
+    return true;
+  }
+
+  void close() {
+    asio::error_code ec;
+    lowest().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    lowest().close(ec);
+  }
+
+private:
+  asio::ip::tcp::socket& lowest() { return tls_ ? tls_->next_layer() : *plain_; }
+  template <class F>
+  void with(F&& f) {
+    if (tls_)
+      f(*tls_);
+    else
+      f(*plain_);
+  }
+
+  // Runs the loop until `done()` or the deadline; on timeout cancels and drains.
+  template <class P>
+  void run(std::chrono::steady_clock::duration timeout, P done) {
+    io_.restart();
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (!done() && std::chrono::steady_clock::now() < until)
+      io_.run_one_until(until);
+    if (!done()) {
+      asio::error_code ec;
+      lowest().cancel(ec);
+      io_.restart();
+      while (!done())
+        io_.run_one();
+    }
+  }
+
+  // One read; false on timeout. Sets closed_ on EOF or error.
+  bool read_some(std::chrono::steady_clock::time_point until) {
+    char tmp[4096];
+    asio::error_code result = asio::error::would_block;
+    std::size_t got = 0;
+    with([&](auto& s) {
+      s.async_read_some(asio::buffer(tmp), [&](const asio::error_code& ec, std::size_t n) {
+        result = ec;
+        got = n;
+      });
+    });
+    auto now = std::chrono::steady_clock::now();
+    run(until > now ? until - now : std::chrono::steady_clock::duration{0},
+        [&] { return result != asio::error::would_block; });
+    if (result == asio::error::operation_aborted)
+      return false;
+    if (result) {
+      closed_ = true;
+      return true;
+    }
+    buf_.append(tmp, got);
+    return true;
+  }
+
+  asio::io_context io_;
+  std::shared_ptr<asio::ssl::context> tls_ctx_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket>> tls_;
+  std::unique_ptr<asio::ip::tcp::socket> plain_;
+  std::string buf_;
+  bool closed_ = false;
+};
+
+/// Echo, plus: "whoami" -> "<tls version>|<verified subject>", "seq" -> frames in,
+/// "tick" -> "tock 7" from a 50 ms timer, "crash" -> throws, "flood" -> 1000 lines of 1 KiB.
+class probe_protocol : public net::protocol {
+public:
+  void on_frames(net::connection_context& ctx, std::span<const std::string_view> frames) override {
+    for (auto f : frames) {
+      if (f == "whoami")
+        ctx.send(ctx.info().tls_version + "|" + ctx.info().verified_subject);
+      else if (f == "seq")
+        ctx.send(std::to_string(ctx.frames_in()));
+      else if (f == "tick")
+        ctx.start_timer(7, 50ms);
+      else if (f == "crash")
+        throw std::runtime_error("crash requested");
+      else if (f == "flood")
+        for (int i = 0; i < 1000; ++i)
+          ctx.send(std::string(1024, 'x'));
+      else
+        ctx.send(f);
+    }
+  }
+  void on_timer(net::connection_context& ctx, uint64_t id) override {
+    ctx.send("tock " + std::to_string(id));
+  }
+};
+
+inline net::protocol_factory probe_factory() {
+  return [] { return std::make_unique<probe_protocol>(); };
+}
+
+struct quiet_config : caf::actor_system_config {
+  quiet_config() {
+    set("logger.verbosity", caf::atom("quiet"));
+    set("scheduler.max-threads", 4);
+  }
+};
+
+/// A listener "L" under a top-level supervisor, on a 2-loop io_pool.
+struct fixture {
+  net::io_pool pool{2}; // declared first: outlives the actor system
+  quiet_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::actor top;
+  uint16_t port = 0;
+  const std::string id = "L";
+
+  explicit fixture(net::listener_options opts, net::protocol_factory f = probe_factory()) {
+    warren::set_log_level(spdlog::level::critical);
+    opts.bind_address = "127.0.0.1";
+    sys = std::make_unique<caf::actor_system>(cfg);
+    auto res = warren::start_supervisor(*sys, {}, {net::listener_child(id, pool, opts, std::move(f))}, "top");
+    REQUIRE(res);
+    top = *res;
+    auto p = net::listener::port(*sys, id);
+    REQUIRE(p);
+    port = *p;
+  }
+
+  ~fixture() {
+    warren::sup::stop(*sys, top);
+    top = nullptr;
+    sys.reset();
+  }
+
+  net::listener_counters counters() {
+    auto c = net::listener::counters(*sys, id);
+    REQUIRE(c);
+    return *c;
+  }
+
+  /// Polls the counters until `pred` holds; the deadline is a safety net only.
+  template <class P>
+  bool eventually(P pred, std::chrono::milliseconds deadline = 5000ms) {
+    auto until = std::chrono::steady_clock::now() + deadline;
+    for (;;) {
+      if (pred(counters()))
+        return true;
+      if (std::chrono::steady_clock::now() > until)
+        return false;
+      std::this_thread::sleep_for(2ms);
+    }
+  }
+
+  /// The running child `child_id` of supervisor `sup`.
+  caf::actor child(const caf::actor& sup, const std::string& child_id) {
+    auto xs = warren::sup::which_children(*sys, sup);
+    REQUIRE(xs);
+    for (auto& x : *xs)
+      if (x.id == child_id)
+        return x.handle;
+    return {};
+  }
+};
+
+} // namespace net_test
