@@ -38,6 +38,35 @@ TEST_CASE("protocol timers fire on the connection") {
   CHECK(c.read_line() == "tock 7");
 }
 
+TEST_CASE("other actors push to the device through the endpoint actor") {
+  net::listener_options opts;
+  fixture f{opts};
+  client c{f.port};
+  c.send("register\n");
+  REQUIRE(c.read_line() == "registered");
+  auto ep = warren::whereis(*f.sys, "device");
+  REQUIRE(ep);
+  caf::anon_send(ep, std::string{"hello"});
+  CHECK(c.read_line() == "push hello");
+  c.send("after\n"); // reading goes on
+  CHECK(c.read_line() == "after");
+}
+
+TEST_CASE("overflow policy pause_reading: nothing lost, the connection lives") {
+  net::listener_options opts;
+  opts.high_watermark = 64 * 1024;
+  opts.low_watermark = 16 * 1024;
+  opts.on_overflow = net::overflow_policy::pause_reading;
+  fixture f{opts};
+  client c{f.port};
+  c.send("flood\n");
+  c.send("after\n"); // read only once the queue drained below low_watermark
+  for (int i = 0; i < 1000; ++i)
+    REQUIRE(c.read_line() == std::string(1024, 'x'));
+  CHECK(c.read_line() == "after");
+  CHECK(f.counters().overflow_closes == 0);
+}
+
 TEST_CASE("a line over max_frame closes the connection after the earlier lines") {
   net::listener_options opts;
   opts.max_frame = 16;

@@ -5,6 +5,7 @@
 #include <warren/log.hpp>
 #include <warren/net/echo.hpp>
 #include <warren/net/listener.hpp>
+#include <warren/registry.hpp>
 #include <warren/supervisor.hpp>
 
 #include <asio.hpp>
@@ -205,7 +206,9 @@ private:
 };
 
 /// Echo, plus: "whoami" -> "<tls version>|<verified subject>", "seq" -> frames in,
-/// "tick" -> "tock 7" from a 50 ms timer, "crash" -> throws, "flood" -> 1000 lines of 1 KiB.
+/// "tick" -> "tock 7" from a 50 ms timer, "register" -> registers the endpoint as
+/// "device" (a string sent to it comes out as "push <text>"), "crash" -> throws, "flood" -> 1000 lines of 1
+/// KiB.
 class probe_protocol : public net::protocol {
 public:
   void on_frames(net::connection_context& ctx, std::span<const std::string_view> frames) override {
@@ -214,7 +217,12 @@ public:
         ctx.send(ctx.info().tls_version + "|" + ctx.info().verified_subject);
       else if (f == "seq")
         ctx.send(std::to_string(ctx.frames_in()));
-      else if (f == "tick")
+      else if (f == "register") {
+        // Other actors can now find this connection and push to the device.
+        auto self = ctx.self();
+        warren::register_name(self->home_system(), "device", self);
+        ctx.send("registered");
+      } else if (f == "tick")
         ctx.start_timer(7, 50ms);
       else if (f == "crash")
         throw std::runtime_error("crash requested");
@@ -224,6 +232,11 @@ public:
       else
         ctx.send(f);
     }
+  }
+  bool on_message(net::connection_context& ctx, caf::message& msg) override {
+    if (!msg.match_elements<std::string>())
+      return false;
+    return ctx.send("push " + msg.get_as<std::string>(0));
   }
   void on_timer(net::connection_context& ctx, uint64_t id) override {
     ctx.send("tock " + std::to_string(id));

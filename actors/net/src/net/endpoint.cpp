@@ -189,6 +189,17 @@ public:
       release(reason);
       return reason;
     });
+    set_default_handler([this](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
+      // Messages from other actors go to the protocol once it is connected.
+      if (!proto_ || done_)
+        return caf::make_error(caf::sec::unexpected_message);
+      auto msg = x.move_content_to_message();
+      bool handled = proto_->on_message(*this, msg);
+      after_callback();
+      if (!handled)
+        return caf::make_error(caf::sec::unexpected_message);
+      return caf::message{};
+    });
     post([](conn_io& io) { io.start(); });
     if (info_.tls)
       timer(st_->opts.handshake_timeout, hs_timeout_atom::value);

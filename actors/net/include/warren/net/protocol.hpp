@@ -4,6 +4,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/error.hpp>
+#include <caf/message.hpp>
 #include <caf/timespan.hpp>
 
 #include <cstdint>
@@ -52,6 +53,10 @@ public:
   /// starts when this returns (active-once): a slow protocol slows the peer down.
   virtual void on_frames(connection_context& ctx, std::span<const std::string_view> frames) = 0;
   virtual void on_timer(connection_context&, uint64_t) {}
+  /// Any other message sent to the endpoint actor (ctx.self()), e.g. a command for
+  /// the device from another actor. Return false if not understood: the message is
+  /// dropped (a request gets unexpected_message).
+  virtual bool on_message(connection_context&, caf::message&) { return false; }
   /// Last call, whatever ended the connection (not called if on_connect never was).
   virtual void on_close(const caf::error&) {}
 };
