@@ -235,3 +235,29 @@ TEST_CASE("a killed ctl restarts the listener on the same port (rest_for_one)") 
   b.send("b\n");
   CHECK(b.read_line() == "b");
 }
+
+TEST_CASE("stopping the listener closes its connections and its listen sockets") {
+  net::listener_options opts;
+  fixture f{opts};
+  client a{f.port}, b{f.port};
+  a.send("a\n");
+  b.send("b\n");
+  CHECK(a.read_line() == "a");
+  CHECK(b.read_line() == "b");
+  REQUIRE_FALSE(warren::sup::terminate_child(*f.sys, f.top, "L"));
+  CHECK(a.wait_closed());
+  CHECK(b.wait_closed());
+  // The sockets are closed on their loops just after the ctl exits: wait for a refusal.
+  bool refused = false;
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (!refused && std::chrono::steady_clock::now() < until) {
+    try {
+      client c{f.port};
+      std::this_thread::sleep_for(2ms);
+    } catch (const std::system_error&) {
+      refused = true;
+    }
+  }
+  CHECK(refused);
+  CHECK_FALSE(net::listener::port(*f.sys, f.id)); // ctl unregistered
+}
