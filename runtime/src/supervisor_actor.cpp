@@ -88,18 +88,17 @@ supervisor_actor::supervisor_actor(caf::actor_config& cfg, supervisor_init init,
   });
 }
 
-bool supervisor_actor::init_children() {
+void supervisor_actor::init_children() {
   for (size_t i = 0; i < children_.size(); ++i) {
     auto& c = children_[i];
     auto res = start_one(c.spec, {});
     if (res.failed()) {
-      auto err = start_failure(c.spec, res);
       log().error("supervisor {}: child {} failed to start: {}", id_, c.spec.id, describe_exit(res.error()));
       init_failure_ = make_error(sup_errc::start_failed,
                                  "failed_to_start_child " + c.spec.id + ": " + describe_exit(res.error()));
       // Later children are never started; make_behavior stops the earlier ones.
       children_.resize(i + 1);
-      return false;
+      return;
     }
     if (res.ignored()) {
       c.state = status::undefined;
@@ -111,7 +110,6 @@ bool supervisor_actor::init_children() {
   std::erase_if(children_, [](const child& c) {
     return c.spec.restart == restart_type::temporary && c.state == status::undefined;
   });
-  return true;
 }
 
 start_result supervisor_actor::start_one(const child_spec& spec, const caf::message& args) {

@@ -100,7 +100,7 @@ private:
   };
 
   // -- start ------------------------------------------------------------------
-  bool init_children();
+  void init_children();
   start_result start_one(const child_spec& spec, const caf::message& args);
   caf::error start_failure(const child_spec& spec, const start_result& res);
 
