@@ -6,6 +6,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include <atomic>
 #include <csignal>
 #include <unistd.h>
 
@@ -14,7 +15,9 @@ namespace warren {
 namespace {
 
 // Self-pipe: the signal handler only writes a byte, a helper thread does the rest.
+// Signals are process-wide, so one application at a time owns them.
 int signal_pipe[2] = {-1, -1};
+std::atomic<bool> signals_owned{false};
 
 extern "C" void on_stop_signal(int signo) {
   auto byte = static_cast<char>(signo);
@@ -49,8 +52,17 @@ caf::error application::start(supervisor_flags flags, std::vector<child_spec> ch
 }
 
 void application::install_signals() {
-  if (signal_thread_.joinable() || ::pipe(signal_pipe) != 0)
+  if (signal_thread_.joinable())
     return;
+  if (signals_owned.exchange(true)) {
+    log().warn("application {}: another application handles SIGINT/SIGTERM; this one does not", name_);
+    return;
+  }
+  if (::pipe(signal_pipe) != 0) {
+    log().error("application {}: cannot create the signal pipe; SIGINT/SIGTERM not handled", name_);
+    signals_owned = false;
+    return;
+  }
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
@@ -78,6 +90,7 @@ void application::uninstall_signals() {
   ::close(signal_pipe[0]);
   ::close(signal_pipe[1]);
   signal_pipe[0] = signal_pipe[1] = -1;
+  signals_owned = false;
 }
 
 void application::stop() {
