@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The network issue's benchmarks: warren-net-echo (the supervised listener with the
-# echo protocol) against warren-baseline-echo (single-threaded epoll + OpenSSL), the
-# server pinned to one core and warren-loadgen to the other.
+# echo protocol) against warren-baseline-echo (single-threaded epoll + OpenSSL) and
+# an Erlang/OTP echo server built the Owsla way (bench/erlang/owsla_echo.erl, one
+# scheduler), the server pinned to one core and warren-loadgen to the other.
 #
 #   bench/net/compare.sh [case...]      cases: churn-tls churn-tls-1k churn-plain
 #                                              stream-tls stream-plain stream-frame
 #                                              idle-tls idle-plain flood   (default: all)
 #
 # Environment: BUILD (build/release), SECONDS_PER_RUN (15), SERVER_CPU (0), LG_CPU (1),
-# SERVERS ("baseline warren"), OUT (/tmp/warren-bench). Prints one Markdown table
+# SERVERS ("baseline warren erlang"; erlang needs erl/erlc, installed with rabbitmq-server), OUT (/tmp/warren-bench). Prints one Markdown table
 # row per run; the loadgen JSON of each run is kept in $OUT.
 #
 # Server CPU per connection = (utime + stime of the server process over the run) /
@@ -25,7 +26,7 @@ T=${SECONDS_PER_RUN:-15}
 SCPU=${SERVER_CPU:-0}
 LCPU=${LG_CPU:-1}
 OUT=${OUT:-/tmp/warren-bench}
-SERVERS=${SERVERS:-baseline warren}
+SERVERS=${SERVERS:-baseline warren erlang}
 CERT=$OUT/cert
 mkdir -p "$OUT"
 [ -f "$CERT/cert.pem" ] || scripts/make-test-cert "$CERT"
@@ -38,7 +39,11 @@ PORT=17443
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 
-# start_server <baseline|warren> <tls|plain> <line|frame> [slow-us]: sets SPID.
+if [[ " $SERVERS " == *" erlang "* ]]; then
+  erlc -o "$OUT" bench/erlang/owsla_echo.erl
+fi
+
+# start_server <baseline|warren|erlang> <tls|plain> <line|frame> [slow-us]: sets SPID.
 start_server() {
   local kind=$1 sec=$2 codec=$3 slow=${4:-0}
   PORT=$((PORT + 1))
@@ -46,6 +51,10 @@ start_server() {
     local args=(--port "$PORT" --bind 127.0.0.1)
     if [ "$sec" = tls ]; then args+=(--tls --cert "$CERT/cert.pem" --key "$CERT/key.pem"); else args+=(--plain); fi
     taskset -c "$SCPU" "$BASE" "${args[@]}" >"$OUT/server.log" 2>&1 &
+  elif [ "$kind" = erlang ]; then
+    local args=("$PORT" "$sec")
+    [ "$sec" = tls ] && args+=("$CERT/cert.pem" "$CERT/key.pem")
+    taskset -c "$SCPU" erl +S 1 -noshell -pa "$OUT" -s owsla_echo start "${args[@]}" >"$OUT/server.log" 2>&1 &
   else
     local args=("$PORT")
     [ "$sec" = tls ] && args+=("$CERT/cert.pem" "$CERT/key.pem")
