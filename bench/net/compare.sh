@@ -98,7 +98,11 @@ run() {
   msgs=$(jq_py "$json" "round(d['messages_per_s'])")
   p99=$(jq_py "$json" "d['latency_ms']['p99']")
   local cpu_ms
-  cpu_ms=$(python3 -c "print(round(($c1 - $c0) / $HZ * 1000 / max($completed, 1), 3))")
+  if [ "$name" = "${name#stream}" ]; then # churn: ms per connection
+    cpu_ms="$(python3 -c "print(round(($c1 - $c0) / $HZ * 1000 / max($completed, 1), 3))") ms/conn"
+  else # stream: microseconds per echoed message
+    cpu_ms="$(python3 -c "print(round(($c1 - $c0) / $HZ * 1e6 / max($(jq_py "$json" "d['messages_received']"), 1), 2))") us/msg"
+  fi
   printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$kind" "$completed" "$rate" "$msgs" \
     "$p99" "$cpu_ms" "$(jq_py "$json" "d['failed']")"
 }
@@ -146,7 +150,7 @@ flood() {
 }
 
 cases=${*:-churn-tls churn-tls-1k churn-plain stream-tls stream-plain stream-frame idle-tls idle-plain flood}
-echo "| case | server | completed | conn/s | msg/s | p99 ms | server cpu ms/conn | failed |"
+echo "| case | server | completed | conn/s | msg/s | p99 ms | server cpu | failed |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for c in $cases; do
   for s in $SERVERS; do
