@@ -30,6 +30,7 @@ public:
               .then([](const caf::actor&) {},
                     [this](const caf::error& err) {
                       slot_.active.fetch_sub(1, std::memory_order_relaxed);
+                      st_->on_conn_closed(); // a drain may wait for this socket
                       log().warn("listener {}: acceptor {}: start of endpoint failed: {}", st_->id, idx_,
                                  describe_exit(err));
                       arm();
@@ -53,7 +54,7 @@ public:
           arm();
         },
         [this](conn_closed_atom) { arm(); },
-        [this](resume_atom) { arm(); },
+        [this](resume_atom) { arm(); }, // resume, or max_connections raised
     };
   }
 
@@ -76,7 +77,7 @@ private:
   /// connection supervisor is full (max_connections). O(1): called on every close.
   void arm() {
     if (waiting_ || backoff_ || st_->suspended.load() ||
-        slot_.active.load(std::memory_order_relaxed) >= st_->opts.max_connections)
+        slot_.active.load(std::memory_order_relaxed) >= st_->max_connections.load(std::memory_order_relaxed))
       return;
     waiting_ = true;
     caf::weak_actor_ptr self = caf::actor_cast<caf::weak_actor_ptr>(this);

@@ -467,6 +467,7 @@ start_fn endpoint_template(std::shared_ptr<listener_state> st, std::size_t idx) 
       st->slots[idx]->active.fetch_sub(1, std::memory_order_relaxed);
       if (auto a = st->acceptor(idx))
         caf::anon_send(a, conn_closed_atom::value);
+      st->on_conn_closed(); // wakes a pending drain when this was the last connection
     });
     return caf::actor{h};
   };

@@ -10,9 +10,11 @@
 #include <warren/supervisor.hpp>
 
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <map>
 
 namespace warren::net {
 
@@ -89,7 +91,7 @@ void listener_state::suspend() {
 
 namespace {
 
-using drain_tick_atom = caf::atom_constant<caf::atom("ndrtick")>;
+using drain_deadline_atom = caf::atom_constant<caf::atom("ndrdead")>;
 
 /// The listener's first child: keeps the listen sockets open while it runs and
 /// answers the control API.
@@ -98,6 +100,7 @@ public:
   ctl_actor(caf::actor_config& cfg, state_ptr st) : caf::event_based_actor(cfg), st_(std::move(st)) {}
 
   caf::behavior make_behavior() override {
+    st_->set_ctl(caf::actor_cast<caf::weak_actor_ptr>(this));
     return {
         [this](port_atom) { return st_->port; },
         [this](counters_atom) { return st_->c.snapshot(); },
@@ -107,67 +110,127 @@ public:
         },
         [this](resume_atom) {
           st_->suspended.store(false);
-          for (std::size_t i = 0; i < st_->num_acceptors(); ++i)
-            if (auto a = st_->acceptor(i))
-              send(a, resume_atom::value);
+          wake_acceptors();
+          return caf::ok_atom::value;
+        },
+        [this](max_conns_atom, uint64_t n) -> caf::result<caf::ok_atom> {
+          if (n == 0)
+            return caf::make_error(caf::sec::invalid_argument, "max_connections must be at least 1");
+          st_->max_connections.store(n);
+          wake_acceptors(); // a raised limit lets waiting acceptors accept again
           return caf::ok_atom::value;
         },
         [this](drain_atom, caf::timespan deadline) -> caf::result<uint64_t> {
           st_->suspend();
-          auto rp = make_response_promise<uint64_t>();
-          drains_.push_back({std::move(rp), caf::make_timestamp() + deadline});
-          if (drains_.size() == 1)
-            drain_tick();
+          auto id = next_drain_++;
+          auto& d = drains_[id];
+          d.rp = make_response_promise<uint64_t>();
+          d.timer = start_deadline(deadline, id);
+          st_->draining.store(true, std::memory_order_relaxed);
+          // Pairs with the fence in listener_state::on_conn_closed: a connection that
+          // ends now either sees `draining` and tells us, or we see it gone here.
+          std::atomic_thread_fence(std::memory_order_seq_cst);
+          check_idle();
           return caf::delegated<uint64_t>{};
         },
-        [this](drain_tick_atom) { drain_tick(); },
+        [this](drain_check_atom) { check_idle(); },
+        [this](drain_deadline_atom, uint64_t id) { on_deadline(id); },
     };
   }
 
   void on_exit() override {
-    if (st_)
+    if (st_) {
+      st_->draining.store(false);
       st_->close_sockets();
+    }
+    // A drain still waiting gets an answer: its caller must not hang on a stopped listener.
+    for (auto& [id, d] : drains_) {
+      cancel(d.timer);
+      d.rp.deliver(make_error(sup_errc::noproc, "listener stopped during drain"));
+    }
+    drains_.clear();
     st_.reset();
   }
 
 private:
   struct pending_drain {
     caf::typed_response_promise<uint64_t> rp;
-    caf::timestamp until;
+    std::shared_ptr<asio::steady_timer> timer;
+    bool closing = false; ///< deadline passed: waiting for close_all's count
   };
 
-  // Polls the active count every 10 ms until zero or the deadline: a drain is rare,
-  // and this keeps the per-connection close path free of drain bookkeeping.
-  void drain_tick() {
-    auto now = caf::make_timestamp();
-    bool idle = st_->c.active.load() == 0;
-    std::vector<pending_drain> expired;
-    for (auto i = drains_.begin(); i != drains_.end();) {
-      if (idle) {
-        i->rp.deliver(uint64_t{0});
-        i = drains_.erase(i);
-      } else if (now >= i->until) {
-        expired.push_back(std::move(*i));
-        i = drains_.erase(i);
-      } else {
-        ++i;
-      }
-    }
-    if (!drains_.empty())
-      delayed_send(this, std::chrono::milliseconds(10), drain_tick_atom::value);
-    if (!expired.empty())
-      close_all(std::move(expired));
+  void wake_acceptors() {
+    for (std::size_t i = 0; i < st_->num_acceptors(); ++i)
+      if (auto a = st_->acceptor(i))
+        send(a, resume_atom::value);
   }
 
-  // Deadline: close the rest, as the supervisor would (shutdown, no flush).
-  void close_all(std::vector<pending_drain> waiting) {
-    auto rps = std::make_shared<std::vector<pending_drain>>(std::move(waiting));
+  /// The deadline of drain `id` as a timer on an io loop: CAF's delayed messages would
+  /// keep this actor alive until a long deadline passed, even after the listener stopped.
+  std::shared_ptr<asio::steady_timer> start_deadline(caf::timespan deadline, uint64_t id) {
+    auto t = std::make_shared<asio::steady_timer>(st_->pool->at(0));
+    auto self = caf::actor_cast<caf::weak_actor_ptr>(this);
+    auto d = std::chrono::duration_cast<asio::steady_timer::duration>(std::max(deadline, caf::timespan{0}));
+    asio::post(t->get_executor(), [t, d, self, id] {
+      t->expires_after(d);
+      t->async_wait([t, self, id](const asio::error_code& ec) {
+        if (ec)
+          return;
+        if (auto p = self.lock())
+          caf::anon_send(caf::actor_cast<caf::actor>(p), drain_deadline_atom::value, id);
+      });
+    });
+    return t;
+  }
+
+  static void cancel(const std::shared_ptr<asio::steady_timer>& t) {
+    if (t)
+      asio::post(t->get_executor(), [t] { t->cancel(); });
+  }
+
+  void update_flag() {
+    if (drains_.empty())
+      st_->draining.store(false);
+  }
+
+  /// Event-driven: called when a drain starts and whenever the last connection ends
+  /// (listener_state::on_conn_closed). Answers every drain still waiting.
+  void check_idle() {
+    if (drains_.empty() || !st_->idle())
+      return;
+    for (auto i = drains_.begin(); i != drains_.end();) {
+      if (i->second.closing) { // its close_all answers it with the count
+        ++i;
+        continue;
+      }
+      cancel(i->second.timer);
+      i->second.rp.deliver(uint64_t{0});
+      i = drains_.erase(i);
+    }
+    update_flag();
+  }
+
+  void on_deadline(uint64_t id) {
+    auto i = drains_.find(id);
+    if (i == drains_.end() || i->second.closing)
+      return;
+    i->second.closing = true;
+    close_all(id);
+  }
+
+  // Deadline: close the rest, as the supervisor would (shutdown, no flush), and answer
+  // drain `id` with how many were closed.
+  void close_all(uint64_t id) {
     auto pending = std::make_shared<std::size_t>(st_->num_acceptors());
     auto total = std::make_shared<uint64_t>(0);
-    auto done = [rps, pending, total] {
-      if (--*pending == 0)
-        for (auto& d : *rps)
-          d.rp.deliver(*total);
+    auto done = [this, id, pending, total] {
+      if (--*pending != 0)
+        return;
+      if (auto i = drains_.find(id); i != drains_.end()) {
+        i->second.rp.deliver(*total);
+        drains_.erase(i);
+      }
+      update_flag();
     };
     for (std::size_t i = 0; i < st_->num_acceptors(); ++i) {
       request(st_->conns(i), caf::infinite, which_children_atom::value)
@@ -184,7 +247,8 @@ private:
     }
   }
 
-  std::vector<pending_drain> drains_;
+  std::map<uint64_t, pending_drain> drains_;
+  uint64_t next_drain_ = 0;
   state_ptr st_;
 };
 
@@ -204,6 +268,7 @@ child_spec listener_child(std::string id, io_pool& pool, listener_options opts, 
     st->pool = pool;
     st->opts = opts;
     st->factory = factory;
+    st->max_connections.store(opts.max_connections);
     std::size_t n = opts.num_acceptors;
     if (n == 0)
       n = opts.num_listen_sockets == 0 ? pool->size() : opts.num_listen_sockets;
@@ -311,6 +376,11 @@ caf::error resume(caf::actor_system& sys, const std::string& id) {
 
 caf::expected<uint64_t> drain(caf::actor_system& sys, const std::string& id, caf::timespan deadline) {
   return ask<uint64_t>(sys, id, drain_atom::value, deadline);
+}
+
+caf::error set_max_connections(caf::actor_system& sys, const std::string& id, std::size_t n) {
+  auto r = ask<caf::ok_atom>(sys, id, max_conns_atom::value, uint64_t{n});
+  return r ? caf::error{} : r.error();
 }
 
 } // namespace listener

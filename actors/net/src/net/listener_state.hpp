@@ -8,7 +8,10 @@
 #include <asio/ssl/context.hpp>
 
 #include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/actor_control_block.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/send.hpp>
 
 #include <atomic>
 #include <memory>
@@ -25,6 +28,7 @@ using accepted_atom = caf::atom_constant<caf::atom("nacc")>;
 using accept_err_atom = caf::atom_constant<caf::atom("naccerr")>;
 using conn_closed_atom = caf::atom_constant<caf::atom("nclosed")>;
 using retry_atom = caf::atom_constant<caf::atom("nretry")>;
+using drain_check_atom = caf::atom_constant<caf::atom("ndrchk")>;
 
 struct atomic_counters {
   std::atomic<uint64_t> accepted{0}, active{0}, closed{0}, hs_timeout{0}, hs_tls_error{0}, hs_peer_closed{0},
@@ -52,6 +56,8 @@ struct listener_state {
   std::shared_ptr<asio::ssl::context> tls;
   atomic_counters c;
   std::atomic<bool> suspended{false};
+  std::atomic<std::size_t> max_connections{0}; ///< per slot; opts.max_connections, changed at run time
+  std::atomic<bool> draining{false};           ///< a drain waits for the connections to end
   std::atomic<uint64_t> next_conn_id{1};
   uint16_t port = 0; // set by bind(), read-only afterwards
 
@@ -59,6 +65,7 @@ struct listener_state {
   std::vector<std::unique_ptr<slot>> slots;
 
   std::mutex mu;
+  caf::weak_actor_ptr ctl; ///< guarded by mu; the running ctl actor
   caf::actor conns(std::size_t i) {
     std::lock_guard<std::mutex> g{mu};
     return slots[i]->conns;
@@ -74,6 +81,37 @@ struct listener_state {
   void set_acceptor(std::size_t i, caf::actor a) {
     std::lock_guard<std::mutex> g{mu};
     slots[i]->acceptor = std::move(a);
+  }
+  void set_ctl(caf::weak_actor_ptr a) {
+    std::lock_guard<std::mutex> g{mu};
+    ctl = std::move(a);
+  }
+
+  /// No connection alive and none on its way from an acceptor.
+  bool idle() const {
+    if (c.active.load() != 0)
+      return false;
+    for (auto& s : slots)
+      if (s->active.load() != 0)
+        return false;
+    return true;
+  }
+
+  /// Called once a connection (or a socket on its way) is gone, after its counters
+  /// dropped: wakes a pending drain when the last one ends. O(1) unless draining.
+  void on_conn_closed() {
+    // Pairs with the fence in the ctl after it sets `draining`: either we see the
+    // flag, or the ctl sees our decrement (no lost wake-up).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!draining.load(std::memory_order_relaxed) || !idle())
+      return;
+    caf::weak_actor_ptr w;
+    {
+      std::lock_guard<std::mutex> g{mu};
+      w = ctl;
+    }
+    if (auto p = w.lock())
+      caf::anon_send(caf::actor_cast<caf::actor>(p), drain_check_atom::value);
   }
 
   std::size_t num_acceptors() const { return slots.size(); }

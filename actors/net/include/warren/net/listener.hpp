@@ -92,6 +92,7 @@ using counters_atom = caf::atom_constant<caf::atom("netcount")>; // () -> listen
 using suspend_atom = caf::atom_constant<caf::atom("netsusp")>;   // () -> ok
 using resume_atom = caf::atom_constant<caf::atom("netresume")>;  // () -> ok
 using drain_atom = caf::atom_constant<caf::atom("netdrain")>;    // (timespan) -> uint64_t closed by force
+using max_conns_atom = caf::atom_constant<caf::atom("netmaxc")>; // (uint64_t n >= 1) -> ok
 
 namespace listener {
 // Blocking API for ordinary threads; `id` is the listener's child id.
@@ -100,8 +101,14 @@ caf::expected<listener_counters> counters(caf::actor_system& sys, const std::str
 caf::error suspend(caf::actor_system& sys, const std::string& id);
 caf::error resume(caf::actor_system& sys, const std::string& id);
 /// Stops accepting, waits up to `deadline` for connections to end, then closes the
-/// rest (returns how many). The listener stays suspended.
+/// rest (returns how many). The listener stays suspended. Answered as soon as the last
+/// connection ends (no polling); concurrent drains are all answered; an error if the
+/// listener stops meanwhile.
 caf::expected<uint64_t> drain(caf::actor_system& sys, const std::string& id, caf::timespan deadline);
+/// Changes max_connections (per connection supervisor, n >= 1) until the listener
+/// restarts. Raising it wakes the acceptors waiting at the limit; lowering it closes
+/// nothing: acceptors wait until enough connections end.
+caf::error set_max_connections(caf::actor_system& sys, const std::string& id, std::size_t n);
 } // namespace listener
 
 } // namespace warren::net
