@@ -147,6 +147,27 @@ public:
     lowest().close(ec);
   }
 
+  /// Exactly `n` bytes, or nothing on close, error or timeout.
+  std::optional<std::string> read_exact(std::size_t n, std::chrono::milliseconds timeout = 5000ms) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (buf_.size() < n)
+      if (closed_ || !read_some(until))
+        return std::nullopt;
+    auto out = buf_.substr(0, n);
+    buf_.erase(0, n);
+    return out;
+  }
+
+  /// Half-close: a TCP FIN (no TLS close_notify); reading goes on.
+  void shutdown_send() {
+    asio::error_code ec;
+    lowest().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  }
+
+  /// What ended reading once closed: asio::error::eof is a clean close (over TLS: the
+  /// server's close_notify); asio::ssl::error::stream_truncated is TLS without one.
+  asio::error_code close_error() const { return close_ec_; }
+
 private:
   asio::ip::tcp::socket& lowest() { return tls_ ? tls_->next_layer() : *plain_; }
   template <class F>
@@ -191,6 +212,7 @@ private:
       return false;
     if (result) {
       closed_ = true;
+      close_ec_ = result;
       return true;
     }
     buf_.append(tmp, got);
@@ -203,6 +225,7 @@ private:
   std::unique_ptr<asio::ip::tcp::socket> plain_;
   std::string buf_;
   bool closed_ = false;
+  asio::error_code close_ec_;
 };
 
 /// Echo, plus: "whoami" -> "<tls version>|<verified subject>", "seq" -> frames in,

@@ -4,6 +4,7 @@
 
 #include <warren/exit.hpp>
 #include <warren/log.hpp>
+#include <warren/net/codec/frame.hpp>
 #include <warren/net/codec/line.hpp>
 
 #include <asio/post.hpp>
@@ -13,9 +14,15 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 #include <caf/all.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
+#include <algorithm>
+#include <chrono>
+#include <limits>
 #include <list>
 #include <optional>
+#include <string_view>
 
 namespace warren::net::detail {
 
@@ -31,14 +38,81 @@ using wrote_atom = caf::atom_constant<caf::atom("nwrote")>;
 using idle_atom = caf::atom_constant<caf::atom("nidle")>;
 using timer_atom = caf::atom_constant<caf::atom("ntimer")>;
 using linger_atom = caf::atom_constant<caf::atom("nlinger")>;
+using ack_timer_atom = caf::atom_constant<caf::atom("nacktmr")>;
 
-enum hs_failure : int { hs_tls_error = 0, hs_peer_closed = 1 };
+/// Why a TLS handshake failed: a counter each, and the text after "handshake_failed: ".
+enum class hs_failure : int {
+  peer_closed,
+  not_tls,
+  unsupported_version,
+  no_shared_cipher,
+  client_cert_required,
+  bad_client_cert,
+  other,
+};
+
+std::string_view to_string(hs_failure x) {
+  switch (x) {
+    case hs_failure::peer_closed:
+      return "peer_closed";
+    case hs_failure::not_tls:
+      return "not_tls";
+    case hs_failure::unsupported_version:
+      return "unsupported_version";
+    case hs_failure::no_shared_cipher:
+      return "no_shared_cipher";
+    case hs_failure::client_cert_required:
+      return "client_cert_required";
+    case hs_failure::bad_client_cert:
+      return "bad_client_cert";
+    case hs_failure::other:
+      break;
+  }
+  return "other";
+}
 
 /// A reset or broken pipe is the peer going away (power loss, NAT timeout, a client
 /// that closes with linger 0): routine for devices, so not a crash report each.
 bool peer_gone(const asio::error_code& ec) {
   return ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
          ec == asio::error::connection_aborted;
+}
+
+/// Classifies a failed server handshake by the OpenSSL reason Asio put in the error
+/// code (the first error of the thread's queue, ERR_get_error()).
+hs_failure classify_handshake_error(const asio::error_code& ec) {
+  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || peer_gone(ec))
+    return hs_failure::peer_closed;
+  if (ec.category() != asio::error::get_ssl_category())
+    return hs_failure::other;
+  auto e = static_cast<unsigned long>(static_cast<unsigned int>(ec.value()));
+  if (ERR_GET_LIB(e) != ERR_LIB_SSL)
+    return hs_failure::other;
+  switch (ERR_GET_REASON(e)) {
+    case SSL_R_HTTP_REQUEST:         // "GET ", "POST ", ...: plain HTTP
+    case SSL_R_HTTPS_PROXY_REQUEST:  // "CONNECT "
+    case SSL_R_WRONG_VERSION_NUMBER: // record header of something else
+    case SSL_R_PACKET_LENGTH_TOO_LONG:
+    case SSL_R_UNKNOWN_PROTOCOL:
+    case SSL_R_RECORD_LENGTH_MISMATCH:
+    case SSL_R_BAD_RECORD_TYPE:
+      return hs_failure::not_tls;
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_VERSION_TOO_LOW:
+      return hs_failure::unsupported_version;
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SHARED_GROUPS:
+    case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+      return hs_failure::no_shared_cipher;
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+      return hs_failure::client_cert_required;
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+      return hs_failure::bad_client_cert;
+    case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+      return hs_failure::peer_closed;
+    default:
+      return hs_failure::other;
+  }
 }
 
 /// The socket side of a connection. Lives on the socket's loop: every member is
@@ -61,6 +135,8 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
 
   template <class... Ts>
   void tell(Ts&&... xs) {
+    if (closed)
+      return; // the actor has let go of the connection
     if (auto p = owner.lock())
       caf::anon_send(caf::actor_cast<caf::actor>(p), std::forward<Ts>(xs)...);
   }
@@ -83,9 +159,8 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
       if (ec == asio::error::operation_aborted)
         return;
       if (ec) {
-        bool closed = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
-                      ec == asio::error::connection_reset;
-        self->tell(hs_fail_atom::value, closed ? int{hs_peer_closed} : int{hs_tls_error}, ec.message());
+        self->tell(hs_fail_atom::value, static_cast<int>(classify_handshake_error(ec)), ec.message(),
+                   self->peer());
         return;
       }
       SSL* ssl = self->tls->native_handle();
@@ -102,12 +177,18 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   }
 
   void read(std::string buf, std::size_t size) {
+    if (closed)
+      return;
     rbuf = std::move(buf);
     rbuf.resize(size);
+    reading = true;
     auto self = shared_from_this();
     with_stream([&](auto& s) {
       s.async_read_some(asio::buffer(rbuf), [self](const asio::error_code& ec, std::size_t n) {
-        if (!ec) {
+        self->reading = false;
+        if (self->shutting) {
+          self->step(); // closing: what came in is dropped
+        } else if (!ec) {
           self->rbuf.resize(n);
           self->tell(data_atom::value, std::move(self->rbuf));
         } else if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
@@ -120,11 +201,20 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   }
 
   void write(std::string data) {
+    if (closed)
+      return;
     wbuf = std::move(data);
+    writing = true;
     auto self = shared_from_this();
     with_stream([&](auto& s) {
       asio::async_write(s, asio::buffer(wbuf), [self](const asio::error_code& ec, std::size_t n) {
-        if (!ec) {
+        self->writing = false;
+        if (self->shutting) {
+          if (ec)
+            self->finish_close();
+          else
+            self->step();
+        } else if (!ec) {
           self->wbuf.clear(); // handed back for reuse
           self->tell(wrote_atom::value, n, std::move(self->wbuf));
         } else if (ec != asio::error::operation_aborted) {
@@ -152,25 +242,106 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
     });
   }
 
+  /// Abortive close: no close_notify, queued output is lost (kill, errors, timeouts).
   void close() {
-    // No TLS close_notify: it needs a round trip a dead peer never completes, and
-    // devices treat a closed TCP connection as the end anyway.
+    if (closed)
+      return;
     closed = true;
     for (auto& t : timers)
       t.cancel();
+    finish_close();
+  }
+
+  /// Graceful close, on its own once started (the actor has gone or is going): after
+  /// the write in flight, writes `rest`, then over TLS sends close_notify and waits for
+  /// the peer's (or its EOF), then closes. `bound` caps the whole; a peer that does not
+  /// read or answer is cut off then. The handlers keep this object alive until done.
+  void shutdown(std::string rest, caf::timespan bound) {
+    if (closed)
+      return;
+    closed = true;
+    shutting = true;
+    for (auto& t : timers)
+      t.cancel();
+    tail = std::move(rest);
+    auto self = shared_from_this();
+    bound_timer.emplace(lowest().get_executor());
+    bound_timer->expires_after(bound);
+    bound_timer->async_wait([self](const asio::error_code& ec) {
+      if (!ec)
+        self->finish_close();
+    });
+    step();
+  }
+
+  /// The next step of a graceful close; called again by each completion.
+  void step() {
+    if (finished)
+      return;
+    if (writing)
+      return; // a record is on its way; never cut it (the TLS stream would be corrupt)
+    if (reading) {
+      // Nothing more is read: cancel the pending read (no write is pending, so only
+      // the read is cancelled); its handler steps on.
+      if (!read_cancelled) {
+        read_cancelled = true;
+        asio::error_code ec;
+        lowest().cancel(ec);
+      }
+      return;
+    }
+    auto self = shared_from_this();
+    if (!tail.empty()) {
+      wbuf = std::move(tail);
+      tail.clear();
+      writing = true;
+      with_stream([&](auto& s) {
+        asio::async_write(s, asio::buffer(wbuf), [self](const asio::error_code& ec, std::size_t) {
+          self->writing = false;
+          if (ec)
+            self->finish_close();
+          else
+            self->step();
+        });
+      });
+      return;
+    }
+    if (tls && !tls_shutdown_started) {
+      tls_shutdown_started = true;
+      tls->async_shutdown([self](const asio::error_code&) { self->finish_close(); });
+      return;
+    }
+    finish_close();
+  }
+
+  void finish_close() {
+    if (finished)
+      return;
+    finished = true;
+    if (bound_timer)
+      bound_timer->cancel();
     asio::error_code ec;
     lowest().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
     lowest().close(ec);
   }
 
   std::list<asio::steady_timer> timers;
-  bool closed = false;
+  std::optional<asio::steady_timer> bound_timer; // graceful close deadline
+  std::string tail;                              // graceful close: output still to write
+  bool reading = false;
+  bool writing = false;
+  bool closed = false;   // close() or shutdown() began: the actor hears nothing more
+  bool shutting = false; // graceful close in progress
+  bool read_cancelled = false;
+  bool tls_shutdown_started = false;
+  bool finished = false; // socket closed
 };
 
 class endpoint_actor : public caf::event_based_actor, public connection_context {
 public:
   endpoint_actor(caf::actor_config& cfg, state_ptr st, socket_ptr sock)
-    : caf::event_based_actor(cfg), st_(std::move(st)), decoder_(st_->opts.max_frame) {
+    : caf::event_based_actor(cfg), st_(std::move(st)), codec_(st_->opts.codec), lines_(st_->opts.max_frame),
+      frames_(st_->opts.max_frame) {
     info_.id = st_->next_conn_id.fetch_add(1, std::memory_order_relaxed);
     info_.tls = st_->tls != nullptr;
     io_ = std::make_shared<conn_io>(std::move(*sock), st_->tls.get());
@@ -179,8 +350,10 @@ public:
 
   caf::behavior make_behavior() override {
     set_exit_handler([this](caf::exit_msg& msg) {
-      // Our supervisor (or a drain) asks us to stop: no flush, the peer may be gone.
-      finish(msg.reason);
+      // Our supervisor (or a drain) asks us to stop: we go now. The socket's loop
+      // writes what is queued (and the last ACK), sends close_notify and closes, on
+      // its own and bounded in time.
+      finish(msg.reason, true);
     });
     set_exception_handler([this](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
       auto reason = exception_to_exit(e);
@@ -210,9 +383,8 @@ public:
           info_.verified_subject = std::move(subject);
           connected();
         },
-        [this](hs_fail_atom, int kind, const std::string& what) {
-          bump(kind == hs_peer_closed ? st_->c.hs_peer_closed : st_->c.hs_tls_error);
-          finish(shutdown_with("handshake_failed: " + what));
+        [this](hs_fail_atom, int kind, const std::string& what, const std::string& peer) {
+          handshake_failed(static_cast<hs_failure>(kind), what, peer);
         },
         [this](hs_timeout_atom) {
           if (proto_)
@@ -221,9 +393,15 @@ public:
           finish(shutdown_with("handshake_timeout"));
         },
         [this](data_atom, std::string& chunk) { on_data(chunk); },
-        [this](eof_atom) { finish(caf::error{}); },
+        [this](eof_atom) {
+          // The peer is done sending: answer what it sent, then close (gracefully).
+          reading_ = false;
+          close(caf::error{});
+        },
         [this](sock_err_atom, bool gone, const std::string& what) {
-          if (gone)
+          if (closing_)
+            finish(close_reason_); // we were closing anyway
+          else if (gone)
             finish(shutdown_with("connection_reset"));
           else
             finish(make_error(net_errc::socket_error, what));
@@ -236,7 +414,15 @@ public:
           proto_->on_timer(*this, id);
           after_callback();
         },
-        [this](linger_atom) { finish(close_reason_); },
+        [this](ack_timer_atom) {
+          ack_timer_armed_ = false;
+          if (done_)
+            return;
+          if (tracker_.pending())
+            send_ack(out_);
+          after_callback();
+        },
+        [this](linger_atom) { finish(close_reason_); }, // the peer does not read: abortive
     };
   }
 
@@ -247,7 +433,8 @@ public:
     // (CAF keeps it while messages or handles refer to it).
     io_.reset();
     proto_.reset();
-    decoder_.shrink();
+    lines_.shrink();
+    frames_.shrink();
     std::string{}.swap(out_);
     std::string{}.swap(spare_in_);
     std::string{}.swap(spare_out_);
@@ -260,8 +447,13 @@ public:
   bool send(std::string_view frame) override {
     if (done_ || closing_)
       return false;
-    if (!codec::encode_line(out_, frame))
+    if (codec_ == codec_kind::frame) {
+      if (frame.size() > st_->opts.max_frame || frame.size() > std::numeric_limits<uint32_t>::max())
+        return false;
+      codec::encode_push(out_, frames_out_ + 1, frame);
+    } else if (!codec::encode_line(out_, frame)) {
       return false;
+    }
     ++frames_out_;
     bump(st_->c.frames_out);
     std::size_t queued = out_.size() + in_flight_;
@@ -281,9 +473,11 @@ public:
       return;
     closing_ = true;
     close_reason_ = std::move(reason);
+    if (tracker_.pending())
+      send_ack(out_); // the last ACK goes out with the rest
     flush();
     if (!writing_) {
-      finish(close_reason_);
+      finish(close_reason_, true);
       return;
     }
     // Bounded flush: a peer that does not read cannot keep us around.
@@ -300,6 +494,31 @@ public:
   uint64_t frames_in() const override { return frames_in_; }
   uint64_t frames_out() const override { return frames_out_; }
   caf::actor self() const override { return caf::actor_cast<caf::actor>(const_cast<endpoint_actor*>(this)); }
+
+  codec_kind codec() const override { return codec_; }
+
+  void ack(uint64_t seq) override {
+    if (codec_ != codec_kind::frame || done_)
+      return;
+    seq = std::min(seq, frames_in_);
+    if (seq <= acked_seq_)
+      return;
+    // DATA ids are consecutive (checked on receipt), so each accept() succeeds.
+    for (; acked_seq_ < seq; ++acked_seq_)
+      tracker_.accept(message_id(acked_seq_ + 1));
+    if (!closing_)
+      schedule_ack(); // closing: the last ACK goes out with the close
+  }
+
+  uint64_t message_id(uint64_t seq) const override {
+    if (codec_ != codec_kind::frame)
+      return seq;
+    if (!have_first_id_ || seq == 0)
+      return 0;
+    return first_id_ + (seq - 1);
+  }
+
+  uint64_t push_acked() const override { return push_acked_; }
 
 private:
   template <class F>
@@ -321,25 +540,160 @@ private:
     after_callback();
   }
 
+  void handshake_failed(hs_failure why, const std::string& what, const std::string& peer) {
+    auto& c = st_->c;
+    switch (why) {
+      case hs_failure::peer_closed:
+        bump(c.hs_peer_closed);
+        break;
+      case hs_failure::not_tls:
+        bump(c.hs_not_tls);
+        break;
+      case hs_failure::unsupported_version:
+        bump(c.hs_unsupported_version);
+        break;
+      case hs_failure::no_shared_cipher:
+        bump(c.hs_no_shared_cipher);
+        break;
+      case hs_failure::client_cert_required:
+        bump(c.hs_client_cert_required);
+        break;
+      case hs_failure::bad_client_cert:
+        bump(c.hs_bad_client_cert);
+        break;
+      case hs_failure::other:
+        bump(c.hs_other);
+        break;
+    }
+    if (why != hs_failure::peer_closed)
+      bump(c.hs_tls_error); // the sum of the TLS-level reasons
+    log().debug("listener {}: connection {} ({}): TLS handshake failed: {} ({})", st_->id, info_.id, peer,
+                to_string(why), what);
+    finish(shutdown_with("handshake_failed: " + std::string{to_string(why)}));
+  }
+
   void on_data(std::string& chunk) {
     reading_ = false;
     ++activity_;
     bump(st_->c.bytes_in, chunk.size());
-    batch_.clear();
-    auto r = decoder_.feed(std::string_view{chunk}, batch_);
-    if (!batch_.empty()) {
-      frames_in_ += batch_.size();
-      bump(st_->c.frames_in, batch_.size());
-      proto_->on_frames(*this, batch_);
+    if (closing_) {
+      // A read that was in flight when the protocol closed: nothing more is handled.
+      spare_in_ = std::move(chunk);
+      return;
     }
-    spare_in_ = std::move(chunk); // the decoder copied any partial line
-    if (!r.ok() && !done_) {
+    std::string bad;
+    if (codec_ == codec_kind::frame) {
+      bad = decode_frames(chunk);
+    } else {
+      auto r = lines_.feed(std::string_view{chunk}, batch_);
+      deliver();
+      if (!r.ok())
+        bad = codec::to_string(r.error);
+    }
+    spare_in_ = std::move(chunk); // the decoder copied any partial frame
+    if (!bad.empty() && !done_) {
       // The frames before the bad one were handled; their replies are flushed first.
       bump(st_->c.frame_errors);
-      close(shutdown_with(std::string{codec::to_string(r.error)}));
+      log().info("listener {}: connection {} ({}): closing: {}", st_->id, info_.id, info_.peer, bad);
+      close(shutdown_with(std::move(bad)));
       return;
     }
     after_callback();
+  }
+
+  /// codec frame: DATA payloads to the protocol, PING answered, PUSH_ACK recorded.
+  /// Returns the reason to close for, or "" if the chunk was fine.
+  std::string decode_frames(std::string_view in) {
+    batch_.clear();
+    uint64_t push_ack = push_acked_;
+    std::string bad;
+    codec::frame f;
+    for (;;) {
+      auto s = frames_.next(in, f);
+      if (s == codec::decode_status::need_more)
+        break;
+      if (s == codec::decode_status::error) {
+        bad = codec::to_string(frames_.error());
+        break;
+      }
+      switch (f.type) {
+        case codec::frame_type::data:
+          if (!have_first_id_) {
+            // The first id is the device's choice (it resends unacked ones after a
+            // reconnect); from then on, +1 each.
+            have_first_id_ = true;
+            first_id_ = f.id;
+            next_id_ = f.id;
+            tracker_ = codec::ack_tracker{f.id};
+          }
+          if (f.id != next_id_) {
+            bad = codec::to_string(codec::error_reason::id_not_consecutive);
+            break;
+          }
+          ++next_id_;
+          batch_.push_back(f.payload); // valid until the next chunk
+          break;
+        case codec::frame_type::ping:
+          codec::encode_pong(out_, f.id);
+          bump(st_->c.pings_in);
+          break;
+        case codec::frame_type::pong:
+          break; // the gateway sends no PINGs yet; a PONG is harmless
+        case codec::frame_type::push_ack:
+          if (f.id > frames_out_)
+            bad = "push_ack_beyond_sent";
+          else
+            push_ack = std::max(push_ack, f.id);
+          break;
+        case codec::frame_type::ack:
+        case codec::frame_type::push:
+          bad = "unexpected_frame_type"; // gateway-to-device frames from the device
+          break;
+      }
+      if (!bad.empty())
+        break;
+    }
+    deliver();
+    if (push_ack > push_acked_ && !done_) {
+      bump(st_->c.pushes_acked, push_ack - push_acked_);
+      push_acked_ = push_ack;
+      proto_->on_push_ack(*this, push_ack);
+    }
+    return bad;
+  }
+
+  /// The batch to the protocol; with auto_ack, acknowledged once it returns.
+  void deliver() {
+    if (batch_.empty() || done_)
+      return;
+    frames_in_ += batch_.size();
+    bump(st_->c.frames_in, batch_.size());
+    proto_->on_frames(*this, batch_);
+    if (st_->opts.auto_ack)
+      ack(frames_in_);
+  }
+
+  /// Sends the pending ACK now, or arms the ack timer: at most one ACK per
+  /// ack_interval, the first after a quiet interval at once.
+  void schedule_ack() {
+    if (!tracker_.pending() || ack_timer_armed_ || done_)
+      return;
+    auto iv = st_->opts.ack_interval;
+    auto now = std::chrono::steady_clock::now();
+    auto since = std::chrono::duration_cast<caf::timespan>(now - last_ack_);
+    if (iv.count() <= 0 || since >= iv) {
+      send_ack(out_);
+      return;
+    }
+    ack_timer_armed_ = true;
+    timer(iv - since, ack_timer_atom::value);
+  }
+
+  void send_ack(std::string& out) {
+    if (tracker_.write_ack(out)) {
+      last_ack_ = std::chrono::steady_clock::now();
+      bump(st_->c.acks_out);
+    }
   }
 
   void on_wrote(std::size_t n, std::string& buf) {
@@ -352,7 +706,7 @@ private:
       paused_ = false;
     flush();
     if (closing_ && !writing_) {
-      finish(close_reason_);
+      finish(close_reason_, true);
       return;
     }
     read_more();
@@ -375,7 +729,7 @@ private:
       return;
     flush();
     if (closing_ && !writing_) {
-      finish(close_reason_);
+      finish(close_reason_, true);
       return;
     }
     read_more();
@@ -402,21 +756,34 @@ private:
     post([buf = std::move(spare_in_), size](conn_io& io) mutable { io.read(std::move(buf), size); });
   }
 
-  /// Ends the connection now with `reason`.
-  void finish(caf::error reason) {
+  /// Ends the connection now with `reason`; `graceful`: see release().
+  void finish(caf::error reason, bool graceful = false) {
     if (done_)
       return;
-    release(reason);
+    release(reason, graceful);
     quit(std::move(reason));
   }
 
-  /// Closes the socket and tells the protocol, once.
-  void release(const caf::error& reason) {
+  /// Closes the socket and tells the protocol, once. Graceful (peer EOF, close(),
+  /// supervisor or drain exit) once connected: the loop writes what is still queued
+  /// plus the last ACK, then sends TLS close_notify, bounded by
+  /// min(handshake_timeout, 1 s); we do not wait for it. Otherwise abortive.
+  void release(const caf::error& reason, bool graceful = false) {
     if (done_)
       return;
     done_ = true;
-    if (io_)
-      post([](conn_io& io) { io.close(); });
+    if (io_) {
+      if (graceful && proto_) {
+        std::string rest = std::move(out_);
+        out_.clear();
+        if (tracker_.pending())
+          send_ack(rest);
+        auto bound = std::min<caf::timespan>(st_->opts.handshake_timeout, std::chrono::seconds(1));
+        post([rest = std::move(rest), bound](conn_io& io) mutable { io.shutdown(std::move(rest), bound); });
+      } else {
+        post([](conn_io& io) { io.close(); });
+      }
+    }
     if (proto_) {
       try {
         proto_->on_close(reason);
@@ -427,8 +794,10 @@ private:
   }
 
   state_ptr st_;
+  codec_kind codec_;
   std::shared_ptr<conn_io> io_;
-  codec::line_decoder decoder_;
+  codec::line_decoder lines_;
+  codec::frame_decoder frames_;
   std::unique_ptr<protocol> proto_;
   connection_info info_;
   std::vector<std::string_view> batch_;
@@ -439,6 +808,15 @@ private:
   uint64_t frames_in_ = 0;
   uint64_t frames_out_ = 0;
   uint64_t activity_ = 0;
+  // codec frame
+  codec::ack_tracker tracker_;
+  bool have_first_id_ = false;
+  uint64_t first_id_ = 0; // DATA id of from-device seq 1
+  uint64_t next_id_ = 0;  // the DATA id expected next
+  uint64_t acked_seq_ = 0;
+  uint64_t push_acked_ = 0;
+  std::chrono::steady_clock::time_point last_ack_{};
+  bool ack_timer_armed_ = false;
   caf::error close_reason_;
   bool reading_ = false;
   bool writing_ = false;

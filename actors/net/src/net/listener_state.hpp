@@ -41,6 +41,27 @@ inline void bump(std::atomic<uint64_t>& x, uint64_t n = 1) {
   x.fetch_add(n, std::memory_order_relaxed);
 }
 
+/// atomic_counters plus the endpoints' handshake-reason and codec frame counters.
+/// Its snapshot() hides the base one (defined in listener.cpp) and adds them.
+struct connection_counters : atomic_counters {
+  std::atomic<uint64_t> hs_not_tls{0}, hs_unsupported_version{0}, hs_no_shared_cipher{0},
+      hs_client_cert_required{0}, hs_bad_client_cert{0}, hs_other{0}, acks_out{0}, pushes_acked{0}, pings_in{0};
+  listener_counters snapshot() const {
+    auto ld = [](const std::atomic<uint64_t>& x) { return x.load(std::memory_order_relaxed); };
+    listener_counters r = atomic_counters::snapshot();
+    r.handshake_not_tls = ld(hs_not_tls);
+    r.handshake_unsupported_version = ld(hs_unsupported_version);
+    r.handshake_no_shared_cipher = ld(hs_no_shared_cipher);
+    r.handshake_client_cert_required = ld(hs_client_cert_required);
+    r.handshake_bad_client_cert = ld(hs_bad_client_cert);
+    r.handshake_other = ld(hs_other);
+    r.acks_out = ld(acks_out);
+    r.pushes_acked = ld(pushes_acked);
+    r.pings_in = ld(pings_in);
+    return r;
+  }
+};
+
 /// One acceptor and its connection supervisor.
 struct slot {
   std::atomic<std::size_t> active{0}; ///< endpoints of conns_i, plus sockets on their way
@@ -54,7 +75,7 @@ struct listener_state {
   listener_options opts;
   protocol_factory factory;
   std::shared_ptr<asio::ssl::context> tls;
-  atomic_counters c;
+  connection_counters c;
   std::atomic<bool> suspended{false};
   std::atomic<std::size_t> max_connections{0}; ///< per slot; opts.max_connections, changed at run time
   std::atomic<bool> draining{false};           ///< a drain waits for the connections to end

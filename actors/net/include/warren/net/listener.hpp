@@ -26,7 +26,6 @@
 
 namespace warren::net {
 
-enum class codec_kind : uint8_t { line };
 enum class overflow_policy : uint8_t {
   close,        ///< close with reason overflow when the queue passes high_watermark
   pause_reading ///< stop reading from the peer until the queue drains to low_watermark
@@ -36,8 +35,14 @@ struct listener_options {
   uint16_t port = 0; ///< 0: ephemeral; see listener::port()
   std::string bind_address = "0.0.0.0";
   std::optional<tls_options> tls; ///< none: plain TCP
-  codec_kind codec = codec_kind::line;
-  std::size_t max_frame = 65536;
+  codec_kind codec = codec_kind::line; ///< see protocol.hpp
+  std::size_t max_frame = 65536;       ///< payload bytes (line: bytes before LF)
+  /// codec frame: at most one ACK per connection per interval while acks are pending
+  /// (the first one after a quiet interval goes at once). 0: one ACK per ack() call.
+  caf::timespan ack_interval = std::chrono::milliseconds(5);
+  /// codec frame: acknowledge every DATA frame as soon as on_frames returns (echo);
+  /// false: the protocol calls connection_context::ack() once the backend accepted.
+  bool auto_ack = true;
   std::size_t num_acceptors = 0;      ///< 0: one per listen socket
   std::size_t num_listen_sockets = 0; ///< 0: one per io thread (SO_REUSEPORT); at most num_acceptors
   std::size_t max_connections = 1024; ///< per connection supervisor (per acceptor)
@@ -66,14 +71,29 @@ struct listener_counters {
   uint64_t frame_errors = 0; ///< connections closed because a frame was invalid
   uint64_t idle_closes = 0;
   uint64_t accept_errors = 0;
+  // Handshake failures by reason; handshake_tls_error is the sum of these six.
+  uint64_t handshake_not_tls = 0;             ///< garbage or plain HTTP instead of a ClientHello
+  uint64_t handshake_unsupported_version = 0; ///< no common TLS version
+  uint64_t handshake_no_shared_cipher = 0;
+  uint64_t handshake_client_cert_required = 0; ///< mTLS: the client sent no certificate
+  uint64_t handshake_bad_client_cert = 0;      ///< mTLS: its certificate did not verify
+  uint64_t handshake_other = 0;                ///< any other TLS error
+  // codec frame
+  uint64_t acks_out = 0;     ///< ACK frames sent
+  uint64_t pushes_acked = 0; ///< PUSH frames acknowledged by PUSH_ACKs
+  uint64_t pings_in = 0;     ///< PINGs answered with a PONG
   uint64_t handshake_failures() const {
     return handshake_timeout + handshake_tls_error + handshake_peer_closed;
   }
 };
 
 /// How a connection ends: normal when the peer closes; `{shutdown, reason}` (a normal
-/// exit: no crash report per misbehaving device) for peer-caused ends: handshake_failed,
-/// handshake_timeout, idle_timeout, overflow, frame_too_large, connection_reset;
+/// exit: no crash report per misbehaving device) for peer-caused ends:
+/// "handshake_failed: R" (R: peer_closed, not_tls, unsupported_version, no_shared_cipher,
+/// client_cert_required, bad_client_cert, other), handshake_timeout, idle_timeout,
+/// overflow, connection_reset and the codec errors (frame_too_large,
+/// unknown_frame_type, bad_fixed_length, id_not_consecutive, unexpected_frame_type,
+/// push_ack_beyond_sent);
 /// `net_errc::socket_error` (abnormal) for any other socket error.
 constexpr caf::atom_value net_error_category = caf::atom("net");
 enum class net_errc : uint8_t { socket_error = 1, bind_failed };

@@ -16,6 +16,13 @@
 
 namespace warren::net {
 
+/// The listener's wire codec (listener_options::codec).
+///   line:  LF-terminated text messages (codec/line.hpp)
+///   frame: 13-byte-header binary frames with DATA/ACK/PUSH/PUSH_ACK/PING/PONG
+///          (codec/frame.hpp); the endpoint answers PING, tracks PUSH_ACK and sends
+///          batched ACKs, the protocol sees DATA payloads.
+enum class codec_kind : uint8_t { line, frame };
+
 struct connection_info {
   uint64_t id = 0;  ///< unique per listener
   std::string peer; ///< "address:port"
@@ -25,23 +32,46 @@ struct connection_info {
 };
 
 /// What a protocol may do with its connection.
+///
+/// Sequence numbers: "from-device seq" n is the n-th message delivered to on_frames
+/// (1-based; frames_in() is the latest). "to-device seq" n is the n-th message queued
+/// with send() (frames_out() is the latest); codec frame uses it as the PUSH id.
 class connection_context {
 public:
   virtual ~connection_context() = default;
-  /// Queues one frame (encoded by the listener's codec). False if the frame cannot be
-  /// encoded (a line containing LF) or the connection is closing. May close the
-  /// connection with reason overflow when the outbound queue passes its high watermark.
+  /// Queues one message. codec line: payload + LF; codec frame: a PUSH frame with id
+  /// frames_out() + 1. False if it cannot be encoded (a line containing LF, a PUSH
+  /// payload over max_frame) or the connection is closing. May close the connection
+  /// with reason overflow when the outbound queue passes its high watermark.
   virtual bool send(std::string_view frame) = 0;
-  /// Closes after the queued output is written. An empty reason is a normal exit.
+  /// Closes after the queued output is written (and, over TLS, a close_notify). An
+  /// empty reason is a normal exit.
   virtual void close(caf::error reason = {}) = 0;
   virtual const connection_info& info() const = 0;
   /// Calls protocol::on_timer(ctx, id) once after `delay` (unless closed first).
   virtual void start_timer(uint64_t id, caf::timespan delay) = 0;
-  /// Sequence numbers: frames received from / sent to the device so far.
+  /// Sequence numbers: messages received from / sent to the device so far (codec
+  /// frame: DATA frames in, PUSH frames out; ACK/PING/PONG/PUSH_ACK do not count).
   virtual uint64_t frames_in() const = 0;
   virtual uint64_t frames_out() const = 0;
   /// The endpoint actor (for registering the connection with other actors).
   virtual caf::actor self() const = 0;
+
+  /// The listener's codec.
+  virtual codec_kind codec() const { return codec_kind::line; }
+  /// Cumulative: the messages up to from-device seq `seq` were accepted (e.g. by the
+  /// backend). codec frame: sends one ACK for them, batched (at most one ACK per
+  /// listener_options::ack_interval); a seq above frames_in() counts as frames_in(),
+  /// an old one is ignored. With listener_options::auto_ack (the default) the endpoint
+  /// calls this itself after each on_frames. codec line: no-op.
+  virtual void ack(uint64_t /*seq*/) {}
+  /// codec frame: the device's DATA id of from-device seq `seq` (1..frames_in());
+  /// ids on a connection are consecutive, so this is first_id + seq - 1. 0 before
+  /// the first DATA. codec line: `seq`.
+  virtual uint64_t message_id(uint64_t seq) const { return seq; }
+  /// codec frame: the highest to-device seq (PUSH id) the device acknowledged with a
+  /// PUSH_ACK (cumulative). codec line: 0.
+  virtual uint64_t push_acked() const { return 0; }
 };
 
 class protocol {
@@ -49,9 +79,13 @@ public:
   virtual ~protocol() = default;
   /// After the TLS handshake (or at once for plain TCP), before the first read.
   virtual void on_connect(connection_context&) {}
-  /// One read's worth of frames. Views are valid during the call only. The next read
-  /// starts when this returns (active-once): a slow protocol slows the peer down.
+  /// One read's worth of messages (codec frame: DATA payloads). Views are valid during
+  /// the call only. The next read starts when this returns (active-once): a slow
+  /// protocol slows the peer down.
   virtual void on_frames(connection_context& ctx, std::span<const std::string_view> frames) = 0;
+  /// codec frame: the device acknowledged the PUSH frames up to to-device seq `seq`
+  /// (cumulative; called once per read when it advanced, after that read's on_frames).
+  virtual void on_push_ack(connection_context&, uint64_t /*seq*/) {}
   virtual void on_timer(connection_context&, uint64_t) {}
   /// Any other message sent to the endpoint actor (ctx.self()), e.g. a command for
   /// the device from another actor. Return false if not understood: the message is
