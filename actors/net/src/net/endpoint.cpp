@@ -680,7 +680,7 @@ private:
       return;
     auto iv = st_->opts.ack_interval;
     auto now = std::chrono::steady_clock::now();
-    auto since = std::chrono::duration_cast<caf::timespan>(now - last_ack_);
+    auto since = last_ack_ ? std::chrono::duration_cast<caf::timespan>(now - *last_ack_) : iv;
     if (iv.count() <= 0 || since >= iv) {
       send_ack(out_);
       return;
@@ -815,7 +815,7 @@ private:
   uint64_t next_id_ = 0;  // the DATA id expected next
   uint64_t acked_seq_ = 0;
   uint64_t push_acked_ = 0;
-  std::chrono::steady_clock::time_point last_ack_{};
+  std::optional<std::chrono::steady_clock::time_point> last_ack_; // none sent yet
   bool ack_timer_armed_ = false;
   caf::error close_reason_;
   bool reading_ = false;
