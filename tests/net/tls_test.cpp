@@ -45,6 +45,7 @@ TEST_CASE("mTLS: a client without a certificate is rejected") {
   c.send("hello\n");
   CHECK_FALSE(c.read_line().has_value());
   CHECK(f.eventually([](const auto& x) { return x.handshake_tls_error == 1 && x.active == 0; }));
+  CHECK(f.counters().handshake_client_cert_required == 1);
   client ok{f.port, client_tls(0, true)};
   REQUIRE(ok.handshake());
   ok.send("hi\n");
@@ -57,6 +58,7 @@ TEST_CASE("garbage instead of a ClientHello is a counted handshake failure") {
   bad.send("GET / HTTP/1.0\r\n\r\n");
   CHECK(bad.wait_closed());
   CHECK(f.eventually([](const auto& x) { return x.handshake_tls_error == 1 && x.active == 0; }));
+  CHECK(f.counters().handshake_not_tls == 1);
   client c{f.port, client_tls()};
   REQUIRE(c.handshake());
   c.send("fine\n");
