@@ -1,6 +1,7 @@
 // warren-net-echo: the echo protocol on a supervised listener, for smoke and load
 // tests with warren-loadgen.
-//   warren-net-echo PORT [CERT KEY]   (TLS when a certificate is given)
+//   warren-net-echo [--codec line|frame] PORT [CERT KEY]   (TLS when a certificate is given)
+// The codec may also come from the environment: WARREN_CODEC=line|frame (the flag wins).
 // Prints the counters every second; stops on SIGINT/SIGTERM with a 2 s drain.
 #include <warren/log.hpp>
 #include <warren/net/echo.hpp>
@@ -11,8 +12,10 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 volatile std::sig_atomic_t stop_requested = 0;
@@ -23,8 +26,17 @@ void on_signal(int) {
 
 int main(int argc, char** argv) {
   using namespace warren;
-  if (argc != 2 && argc != 4) {
-    std::fprintf(stderr, "usage: %s PORT [CERT KEY]\n", argv[0]);
+  std::string codec = std::getenv("WARREN_CODEC") != nullptr ? std::getenv("WARREN_CODEC") : "line";
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--codec" && i + 1 < argc)
+      codec = argv[++i];
+    else
+      args.push_back(std::move(a));
+  }
+  if ((args.size() != 1 && args.size() != 3) || (codec != "line" && codec != "frame")) {
+    std::fprintf(stderr, "usage: %s [--codec line|frame] PORT [CERT KEY]\n", argv[0]);
     return 2;
   }
   set_log_level(spdlog::level::warn);
@@ -32,11 +44,12 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   net::listener_options opts;
-  opts.port = static_cast<uint16_t>(std::stoi(argv[1]));
-  if (argc == 4) {
+  opts.port = static_cast<uint16_t>(std::stoi(args[0]));
+  opts.codec = codec == "frame" ? net::codec_kind::frame : net::codec_kind::line;
+  if (args.size() == 3) {
     net::tls_options t;
-    t.cert_file = argv[2];
-    t.key_file = argv[3];
+    t.cert_file = args[1];
+    t.key_file = args[2];
     opts.tls = t;
   }
   auto top = start_supervisor(sys, {}, {net::listener_child("echo", pool, opts, net::echo_factory())}, "top");
@@ -46,15 +59,17 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  std::printf("listening on %u (%zu io threads)\n", static_cast<unsigned>(*net::listener::port(sys, "echo")),
-              pool.size());
+  std::printf("listening on %u (%zu io threads, codec %s)\n",
+              static_cast<unsigned>(*net::listener::port(sys, "echo")), pool.size(), codec.c_str());
   std::fflush(stdout);
   while (stop_requested == 0) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
     if (auto c = net::listener::counters(sys, "echo"))
-      std::printf("accepted %lu active %lu closed %lu hs_fail %lu frames in %lu out %lu overflow %lu\n",
-                  c->accepted, c->active, c->closed, c->handshake_failures(), c->frames_in, c->frames_out,
-                  c->overflow_closes);
+      std::printf(
+          "accepted %lu active %lu closed %lu hs_fail %lu frames in %lu out %lu acks %lu overflow %lu "
+          "frame_errors %lu\n",
+          c->accepted, c->active, c->closed, c->handshake_failures(), c->frames_in, c->frames_out,
+          c->acks_out, c->overflow_closes, c->frame_errors);
     std::fflush(stdout);
   }
   net::listener::drain(sys, "echo", std::chrono::seconds(2));

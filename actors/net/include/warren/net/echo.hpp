@@ -1,4 +1,7 @@
-// The echo protocol: every frame is sent back as it came. For tests and benchmarks.
+// The echo protocol: every message is sent back as it came, for tests and benchmarks.
+// codec line: each line comes back as a line. codec frame: each DATA payload comes back
+// as a PUSH (ids 1, 2, ...), and with listener_options::auto_ack (the default) the
+// DATA is acknowledged as soon as on_frames returns (batched ACKs).
 #pragma once
 
 #include <warren/net/protocol.hpp>
