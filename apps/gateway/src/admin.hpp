@@ -1,0 +1,39 @@
+// The admin HTTP API (cpp-httplib on its own threads) as a supervised child: the
+// server binds when the child starts (a taken port fails the start) and stops, with
+// its threads joined, when the child exits.
+//
+//   POST /v1/devices/{id}/messages       body = payload; ?to_device_seq=N; 202 / 404
+//   POST /v1/connections/{id}/messages   same, by connection id
+//   GET  /v1/connections                 JSON list of sessions
+//   GET  /v1/tree                        the supervision tree (JSON)
+//   GET  /metrics                        Prometheus text
+//   GET  /healthz                        {"status":"ok",...}
+#pragma once
+
+#include "config.hpp"
+#include "metrics.hpp"
+#include "registry.hpp"
+
+#include <warren/child_spec.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace warren::gateway {
+
+struct admin_env {
+  admin_config cfg;
+  std::shared_ptr<session_registry> registry;
+  std::shared_ptr<gateway_metrics> metrics;
+  std::vector<std::string> listeners;                ///< listener ids (for /metrics)
+  std::size_t consumers = 0;                         ///< local backend consumers to route through (0: direct)
+  std::function<caf::actor()> top;                   ///< the top supervisor (for /v1/tree)
+  std::shared_ptr<std::atomic<uint16_t>> bound_port; ///< set once listening
+};
+
+child_spec admin_child(admin_env env);
+
+} // namespace warren::gateway

@@ -1,0 +1,77 @@
+// The gateway's configuration: a TOML file (toml++) with command-line flags (CLI11)
+// on top. docs/gateway.md documents every option.
+#pragma once
+
+#include "session.hpp"
+
+#include <warren/backend/local.hpp>
+#include <warren/net/listener.hpp>
+
+#include <caf/expected.hpp>
+#include <toml++/toml.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace warren::gateway {
+
+struct listener_config {
+  std::string name;
+  bool tls = true;
+  std::string cert_file, key_file, ca_file; ///< empty cert: the development certificate
+  bool verify_peer = false;
+  std::string min_tls = "1.2";
+  net::listener_options net; ///< bind_address, port, codec, limits
+  session_options session;   ///< identify, gap_timeout, ...
+};
+
+struct admin_config {
+  bool enabled = true;
+  std::string bind = "127.0.0.1";
+  uint16_t port = 8080;
+  std::size_t threads = 4;
+  caf::timespan request_timeout = std::chrono::seconds(5);
+};
+
+struct backend_config {
+  std::string kind = "local";
+  backend::local_options local;
+  toml::table amqp; ///< [backend.amqp], handed to the amqp backend as is
+};
+
+struct config {
+  std::string data_dir = "warren-data";
+  std::string log_level = "info";
+  std::size_t io_threads = 0;        ///< 0: one per core
+  std::size_t scheduler_threads = 0; ///< CAF workers; 0: CAF's default (one per core)
+  caf::timespan drain_timeout = std::chrono::seconds(10);
+  caf::timespan metrics_log_interval{0}; ///< 0: off
+  bool raise_nofile = true;
+  std::string ports_file; ///< when set: JSON with the bound ports, written at start
+  std::vector<listener_config> listeners;
+  admin_config admin;
+  backend_config backend;
+  std::optional<std::filesystem::path> source; ///< the file it came from
+};
+
+/// The configuration used without a file: TLS on 127.0.0.1:8883 (line codec), the
+/// local backend to stdout, the admin API on 127.0.0.1:8080.
+config default_config();
+
+/// Reads a TOML document (throws std::runtime_error with the position on errors).
+config parse_config(std::string_view toml_text, std::string_view source = "config");
+
+/// Command line: `-c FILE` and the flags of docs/gateway.md over the file or the
+/// defaults. Returns the exit code to use when it should not start (help: 0,
+/// errors: 2), else nothing.
+std::optional<int> load_config(int argc, const char* const* argv, config& out);
+
+/// "250ms", "5s", "2m", "1h", or a bare number of milliseconds.
+caf::timespan parse_duration(std::string_view text);
+std::string format_duration(caf::timespan d);
+
+} // namespace warren::gateway

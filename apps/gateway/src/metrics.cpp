@@ -1,0 +1,89 @@
+#include "metrics.hpp"
+#include "registry.hpp"
+
+#include <warren/net/listener.hpp>
+
+#include <fmt/format.h>
+
+namespace warren::gateway {
+
+namespace {
+
+void counter(std::string& out, const char* name, const char* help, uint64_t value,
+             const char* type = "counter") {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, value);
+}
+
+} // namespace
+
+std::string render_prometheus(const gateway_metrics& m, const session_registry& reg,
+                              const std::vector<std::pair<std::string, net::listener_counters>>& listeners) {
+  std::string out;
+  out.reserve(8192);
+  auto ld = [](const std::atomic<uint64_t>& x) { return x.load(std::memory_order_relaxed); };
+  counter(out, "warren_gateway_sessions", "Device sessions registered now.", reg.connections(), "gauge");
+  counter(out, "warren_gateway_devices", "Identified devices connected now.", reg.devices(), "gauge");
+  counter(out, "warren_gateway_sessions_opened_total", "Sessions opened.", ld(m.sessions_opened));
+  counter(out, "warren_gateway_sessions_closed_total", "Sessions closed.", ld(m.sessions_closed));
+  counter(out, "warren_gateway_messages_in_total", "Device messages published to the backend.",
+          ld(m.messages_in));
+  counter(out, "warren_gateway_batches_in_total", "Publish batches (one per socket read).", ld(m.batches_in));
+  counter(out, "warren_gateway_messages_out_total", "Backend messages queued to devices.",
+          ld(m.messages_out));
+  counter(out, "warren_gateway_backend_accepted_total", "Device messages the backend accepted.",
+          ld(m.backend_accepted));
+  counter(out, "warren_gateway_undeliverable_total",
+          "Backend messages not delivered (no such device, session closing).", ld(m.undeliverable));
+  counter(out, "warren_gateway_takeovers_total", "Sessions closed because their device reconnected.",
+          ld(m.takeovers));
+  counter(out, "warren_gateway_gap_skips_total", "to_device_seq gaps skipped.", ld(m.gap_skips));
+  counter(out, "warren_gateway_reordered_total", "Backend messages held behind a to_device_seq gap.",
+          ld(m.reordered));
+  counter(out, "warren_gateway_reads_held_total", "Times a session reached max_unaccepted.",
+          ld(m.reads_held));
+  counter(out, "warren_gateway_republished_total", "Batches published again to a restarted producer.",
+          ld(m.republished));
+  counter(out, "warren_gateway_identify_failures_total", "Sessions closed for want of a device id.",
+          ld(m.identify_failures));
+  struct field {
+    const char* name;
+    const char* help;
+    uint64_t net::listener_counters::*member;
+    const char* type;
+  };
+  static const field fields[] = {
+      {"accepted", "Connections accepted.", &net::listener_counters::accepted, "counter"},
+      {"active", "Connections alive now.", &net::listener_counters::active, "gauge"},
+      {"closed", "Connections closed.", &net::listener_counters::closed, "counter"},
+      {"handshake_timeout", "TLS handshakes timed out.", &net::listener_counters::handshake_timeout,
+       "counter"},
+      {"handshake_tls_error", "TLS handshakes failed.", &net::listener_counters::handshake_tls_error,
+       "counter"},
+      {"handshake_peer_closed", "Peers gone during the handshake.",
+       &net::listener_counters::handshake_peer_closed, "counter"},
+      {"frames_in", "Messages received.", &net::listener_counters::frames_in, "counter"},
+      {"frames_out", "Messages sent.", &net::listener_counters::frames_out, "counter"},
+      {"bytes_in", "Bytes received.", &net::listener_counters::bytes_in, "counter"},
+      {"bytes_out", "Bytes sent.", &net::listener_counters::bytes_out, "counter"},
+      {"overflow_closes", "Connections closed on outbound overflow.",
+       &net::listener_counters::overflow_closes, "counter"},
+      {"frame_errors", "Connections closed for an invalid frame.", &net::listener_counters::frame_errors,
+       "counter"},
+      {"idle_closes", "Connections closed idle.", &net::listener_counters::idle_closes, "counter"},
+      {"accept_errors", "accept() errors.", &net::listener_counters::accept_errors, "counter"},
+      {"acks_out", "codec frame: ACK frames sent.", &net::listener_counters::acks_out, "counter"},
+      {"pushes_acked", "codec frame: PUSH frames acknowledged.", &net::listener_counters::pushes_acked,
+       "counter"},
+      {"pings_in", "codec frame: PINGs answered.", &net::listener_counters::pings_in, "counter"},
+  };
+  for (auto& f : fields) {
+    auto name =
+        fmt::format("warren_listener_{}{}", f.name, std::string_view{f.type} == "counter" ? "_total" : "");
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, f.help, name, f.type);
+    for (auto& [id, c] : listeners)
+      out += fmt::format("{}{{listener=\"{}\"}} {}\n", name, id, c.*(f.member));
+  }
+  return out;
+}
+
+} // namespace warren::gateway

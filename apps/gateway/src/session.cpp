@@ -1,0 +1,361 @@
+#include "session.hpp"
+
+#include <warren/backend/control.hpp>
+#include <warren/backend/messages.hpp>
+#include <warren/exit.hpp>
+#include <warren/log.hpp>
+#include <warren/registry.hpp>
+
+#include <caf/all.hpp>
+
+#include <deque>
+#include <map>
+#include <optional>
+
+namespace warren::gateway {
+
+std::string to_string(identify_mode x) {
+  switch (x) {
+    case identify_mode::none:
+      return "none";
+    case identify_mode::cert:
+      return "cert";
+    case identify_mode::first_message:
+      return "first_message";
+  }
+  return "none";
+}
+
+bool from_string(std::string_view s, identify_mode& out) {
+  if (s == "none")
+    out = identify_mode::none;
+  else if (s == "cert")
+    out = identify_mode::cert;
+  else if (s == "first_message")
+    out = identify_mode::first_message;
+  else
+    return false;
+  return true;
+}
+
+namespace {
+
+using takeover_atom = caf::atom_constant<caf::atom("gwtakeover")>;
+
+constexpr uint64_t gap_timer = 1;
+constexpr uint64_t producer_timer = 2;
+
+int64_t unix_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+class device_session final : public net::protocol {
+public:
+  device_session(const session_options& opts, const session_env& env) : opts_(opts), env_(env) {}
+
+  void on_connect(net::connection_context& ctx) override {
+    auto self = ctx.self();
+    self_ = caf::actor_cast<caf::local_actor*>(self);
+    names_ = &warren::names(self->home_system());
+    conn_id_ = make_uuid_v4();
+    stats_ = std::make_shared<session_stats>();
+    state_ = std::make_shared<device_state>();
+    session_registry::session_entry e;
+    e.session = self;
+    e.peer = ctx.info().peer;
+    e.listener = opts_.listener;
+    e.tls_version = ctx.info().tls_version;
+    e.connected_since_ms = unix_ms();
+    e.stats = stats_;
+    env_.registry->add_connection(conn_id_, std::move(e));
+    // Released on close whatever the reason, kill included (attachables always run).
+    self->attach_functor([reg = env_.registry, id = conn_id_] { reg->release(id); });
+    env_.metrics->sessions_opened.fetch_add(1, std::memory_order_relaxed);
+    if (opts_.identify == identify_mode::first_message)
+      offset_ = 1;
+    else if (opts_.identify == identify_mode::cert && !ctx.info().verified_subject.empty())
+      claim(ctx.info().verified_subject);
+  }
+
+  void on_frames(net::connection_context& ctx, std::span<const std::string_view> frames) override {
+    if (frames.empty())
+      return;
+    uint64_t first_seq = ctx.frames_in() - frames.size() + 1; // endpoint numbering
+    std::size_t i = 0;
+    if (offset_ == 1 && !identified_) {
+      // identify = first_message: the first line/frame is the device id.
+      if (frames[0].empty()) {
+        env_.metrics->identify_failures.fetch_add(1, std::memory_order_relaxed);
+        ctx.close(shutdown_with("identify_failed"));
+        return;
+      }
+      claim(std::string{frames[0]});
+      ctx.ack(first_seq);
+      i = 1;
+      if (frames.size() == 1)
+        return;
+    }
+    std::vector<backend::device_message> batch;
+    batch.reserve(frames.size() - i);
+    bool framed = ctx.codec() == net::codec_kind::frame;
+    for (; i < frames.size(); ++i) {
+      auto seq = first_seq + i;
+      backend::device_message m;
+      m.connection_id = conn_id_;
+      m.device_id = device_id_;
+      m.from_device_seq = seq - offset_;
+      if (framed)
+        m.message_id = ctx.message_id(seq);
+      m.payload.assign(frames[i].data(), frames[i].size());
+      batch.push_back(std::move(m));
+    }
+    auto n = batch.size();
+    auto last = batch.back().from_device_seq;
+    publish(ctx, last, caf::make_message(backend::publish_atom::value, std::move(batch)));
+    stats_->seq_in.store(last, std::memory_order_relaxed);
+    env_.metrics->messages_in.fetch_add(n, std::memory_order_relaxed);
+    env_.metrics->batches_in.fetch_add(1, std::memory_order_relaxed);
+    if (last - accepted_ > opts_.max_unaccepted && !holding_) {
+      holding_ = true;
+      env_.metrics->reads_held.fetch_add(1, std::memory_order_relaxed);
+      log().debug("session {}: {} device messages wait for the backend", conn_id_, last - accepted_);
+    }
+  }
+
+  bool on_message(net::connection_context& ctx, caf::message& msg) override {
+    if (msg.match_elements<backend::accepted_atom, uint64_t>()) {
+      on_accepted(ctx, msg.get_as<uint64_t>(1));
+      return true;
+    }
+    if (msg.match_elements<backend::deliver_atom, backend::to_device_message>()) {
+      on_deliver(ctx, msg.get_mutable_as<backend::to_device_message>(1));
+      return true;
+    }
+    if (msg.match_elements<takeover_atom>()) {
+      env_.metrics->takeovers.fetch_add(1, std::memory_order_relaxed);
+      log().info("session {} (device {}): taken over by a new connection", conn_id_, device_id_);
+      ctx.close(shutdown_with("takeover"));
+      return true;
+    }
+    return false;
+  }
+
+  void on_timer(net::connection_context& ctx, uint64_t id) override {
+    if ((id & 3) == gap_timer) {
+      if ((id >> 2) == gap_gen_)
+        on_gap_timeout(ctx);
+    } else if (id == producer_timer) {
+      producer_timer_ = false;
+      if (pending_.empty())
+        return;
+      auto prod = names_->whereis(opts_.producer_name);
+      if (prod && prod != producer_) {
+        // The producer restarted: what the old one never accepted goes to the new one.
+        log().info("session {}: producer restarted; publishing {} batches again", conn_id_, pending_.size());
+        producer_ = prod;
+        for (auto& [seq, m] : pending_)
+          enqueue(prod, m);
+        env_.metrics->republished.fetch_add(pending_.size(), std::memory_order_relaxed);
+      }
+      arm_producer_timer(ctx);
+    }
+  }
+
+  void on_close(const caf::error&) override {
+    env_.registry->release(conn_id_);
+    env_.metrics->sessions_closed.fetch_add(1, std::memory_order_relaxed);
+  }
+
+private:
+  // -- device -> backend -------------------------------------------------------------
+
+  void claim(std::string device_id) {
+    device_id_ = std::move(device_id);
+    identified_ = true;
+    auto previous =
+        env_.registry->claim_device(device_id_, conn_id_, caf::actor_cast<caf::actor>(self_), state_);
+    if (previous)
+      caf::anon_send(previous, takeover_atom::value);
+  }
+
+  void enqueue(const caf::actor& dest, const caf::message& msg) {
+    dest->enqueue(
+        caf::make_mailbox_element(caf::strong_actor_ptr{self_->ctrl()}, caf::make_message_id(), {}, msg),
+        self_->context());
+  }
+
+  void publish(net::connection_context& ctx, uint64_t last, caf::message msg) {
+    auto prod = names_->whereis(opts_.producer_name); // one shard lookup per read
+    if (prod) {
+      enqueue(prod, msg);
+      producer_ = std::move(prod);
+    } else if (!warned_no_producer_) {
+      warned_no_producer_ = true;
+      log().warn("session {}: no backend producer running; device messages wait", conn_id_);
+    }
+    pending_.emplace_back(last, std::move(msg));
+    arm_producer_timer(ctx);
+  }
+
+  void arm_producer_timer(net::connection_context& ctx) {
+    if (producer_timer_ || pending_.empty())
+      return;
+    producer_timer_ = true;
+    ctx.start_timer(producer_timer, opts_.producer_check);
+  }
+
+  void on_accepted(net::connection_context& ctx, uint64_t seq) {
+    if (seq <= accepted_)
+      return;
+    env_.metrics->backend_accepted.fetch_add(seq - accepted_, std::memory_order_relaxed);
+    accepted_ = seq;
+    stats_->accepted.store(seq, std::memory_order_relaxed);
+    while (!pending_.empty() && pending_.front().first <= seq)
+      pending_.pop_front();
+    ctx.ack(seq + offset_); // codec frame: the device may forget these now
+    if (holding_ && stats_->seq_in.load(std::memory_order_relaxed) - accepted_ <= opts_.max_unaccepted / 2)
+      holding_ = false;
+  }
+
+  // -- backend -> device -------------------------------------------------------------
+
+  caf::response_promise take_promise() {
+    auto* el = self_->current_mailbox_element();
+    if (el != nullptr && el->mid.is_request())
+      return self_->make_response_promise();
+    return {};
+  }
+
+  bool send_out(net::connection_context& ctx, std::string_view payload) {
+    if (!ctx.send(payload))
+      return false;
+    stats_->seq_out.store(ctx.frames_out(), std::memory_order_relaxed);
+    env_.metrics->messages_out.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  void reply(caf::response_promise& rp, bool ok, bool closing) {
+    if (!ok)
+      env_.metrics->undeliverable.fetch_add(1, std::memory_order_relaxed);
+    if (!rp.pending())
+      return;
+    if (ok)
+      rp.deliver(backend::delivered_atom::value);
+    else
+      rp.deliver(backend::make_error(
+          closing ? backend::backend_errc::closing : backend::backend_errc::bad_message, conn_id_));
+  }
+
+  void on_deliver(net::connection_context& ctx, backend::to_device_message& m) {
+    auto rp = take_promise();
+    if (!m.to_device_seq) {
+      bool ok = send_out(ctx, m.payload);
+      reply(rp, ok, !ok && closing(ctx));
+      return;
+    }
+    auto seq = *m.to_device_seq;
+    auto next = state_->next_to_device_seq.load(std::memory_order_relaxed);
+    if (seq < next) {
+      // Late (its gap was skipped) or a redelivery: at-least-once, deliver it.
+      log().debug("session {}: to_device_seq {} below the expected {}", conn_id_, seq, next);
+      bool ok = send_out(ctx, m.payload);
+      reply(rp, ok, !ok && closing(ctx));
+      return;
+    }
+    if (seq == next) {
+      bool ok = send_out(ctx, m.payload);
+      state_->next_to_device_seq.store(next + 1, std::memory_order_relaxed);
+      flush_held(ctx);
+      reply(rp, ok, !ok && closing(ctx));
+      return;
+    }
+    // A gap: hold it until the missing ones come or gap_timeout passes.
+    held_.insert_or_assign(seq, std::move(m.payload));
+    env_.metrics->reordered.fetch_add(1, std::memory_order_relaxed);
+    reply(rp, true, false);
+    if (held_.size() > opts_.max_reorder) {
+      skip_gap(ctx, "too many messages held");
+    } else if (!gap_armed_) {
+      arm_gap_timer(ctx);
+    }
+  }
+
+  bool closing(net::connection_context&) const { return true; }
+
+  void flush_held(net::connection_context& ctx) {
+    auto next = state_->next_to_device_seq.load(std::memory_order_relaxed);
+    while (!held_.empty() && held_.begin()->first <= next) {
+      auto it = held_.begin();
+      send_out(ctx, it->second);
+      if (it->first == next)
+        ++next;
+      held_.erase(it);
+    }
+    state_->next_to_device_seq.store(next, std::memory_order_relaxed);
+    if (held_.empty())
+      gap_armed_ = false, ++gap_gen_;
+  }
+
+  void arm_gap_timer(net::connection_context& ctx) {
+    gap_armed_ = true;
+    gap_for_ = state_->next_to_device_seq.load(std::memory_order_relaxed);
+    ++gap_gen_;
+    ctx.start_timer((gap_gen_ << 2) | gap_timer, opts_.gap_timeout);
+  }
+
+  void on_gap_timeout(net::connection_context& ctx) {
+    gap_armed_ = false;
+    if (held_.empty())
+      return;
+    auto next = state_->next_to_device_seq.load(std::memory_order_relaxed);
+    if (next == gap_for_)
+      skip_gap(ctx, "gap_timeout");
+    else if (!held_.empty())
+      arm_gap_timer(ctx); // progress was made; a later gap gets its own full wait
+  }
+
+  void skip_gap(net::connection_context& ctx, const char* why) {
+    auto next = state_->next_to_device_seq.load(std::memory_order_relaxed);
+    auto first = held_.begin()->first;
+    log().warn("session {} (device {}): to_device_seq {}..{} missing ({}); skipped", conn_id_, device_id_,
+               next, first - 1, why);
+    env_.metrics->gap_skips.fetch_add(1, std::memory_order_relaxed);
+    state_->next_to_device_seq.store(first, std::memory_order_relaxed);
+    flush_held(ctx);
+    if (!held_.empty())
+      arm_gap_timer(ctx);
+  }
+
+  session_options opts_;
+  session_env env_;
+  caf::local_actor* self_ = nullptr; // the endpoint: owns this protocol, so a raw pointer
+  name_service* names_ = nullptr;
+  std::string conn_id_;
+  std::string device_id_;
+  bool identified_ = false;
+  uint64_t offset_ = 0; ///< endpoint seq - from_device_seq (1 when the first message is the id)
+  std::shared_ptr<session_stats> stats_;
+  std::shared_ptr<device_state> state_;
+  // device -> backend
+  caf::actor producer_;
+  std::deque<std::pair<uint64_t, caf::message>> pending_; ///< published, not yet accepted
+  uint64_t accepted_ = 0;
+  bool holding_ = false;
+  bool producer_timer_ = false;
+  bool warned_no_producer_ = false;
+  // backend -> device
+  std::map<uint64_t, std::string> held_; ///< behind a to_device_seq gap
+  bool gap_armed_ = false;
+  uint64_t gap_for_ = 0;
+  uint64_t gap_gen_ = 0;
+};
+
+} // namespace
+
+net::protocol_factory session_factory(session_options opts, session_env env) {
+  return
+      [opts = std::move(opts), env = std::move(env)] { return std::make_unique<device_session>(opts, env); };
+}
+
+} // namespace warren::gateway
