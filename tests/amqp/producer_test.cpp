@@ -1,6 +1,7 @@
 // Device -> broker: what the producer publishes, when it accepts, how it stops.
 #include "amqp_support.hpp"
 
+#include <warren/backend/control.hpp>
 #include <warren/registry.hpp>
 
 #include <set>
@@ -179,5 +180,39 @@ TEST_CASE("routing key pattern and an unidentified device") {
   REQUIRE(msgs.size() == 2);
   CHECK(msgs[0].routing_key == "dev.-.conn.c9");
   CHECK(msgs[0].str("device_id") == "");
+  warren::sup::stop(sys, top);
+}
+
+TEST_CASE("flush_atom answers once everything taken before is confirmed") {
+  AMQP_TEST_REQUIRE_BROKER();
+  auto& b = shared_broker();
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto o = test_options(b, "p4");
+  o.consumers = 0;
+  auto top = start_backend(sys, warren::amqp::backend(o, std::make_shared<fake_router>()));
+  auto producer = warren::whereis(sys, o.producer_name);
+  REQUIRE(producer);
+  caf::scoped_actor s{sys};
+  bool flushed = false;
+  s->request(producer, 60s, warren::backend::flush_atom::value)
+      .receive([&] { flushed = true; }, [&](caf::error& err) { FAIL("flush failed: " << to_string(err)); });
+  CHECK(flushed); // nothing pending: at once
+
+  constexpr uint64_t total = 2000;
+  for (uint64_t seq = 1; seq <= total; seq += 200)
+    s->send(producer, publish_atom::value, batch("conn-f", "dev-f", seq, seq + 199, false));
+  flushed = false;
+  s->request(producer, 60s, warren::backend::flush_atom::value)
+      .receive([&] { flushed = true; }, [&](caf::error& err) { FAIL("flush failed: " << to_string(err)); });
+  CHECK(flushed);
+  CHECK(o.stats->confirmed.load() == total);
+  client cl{b.port()};
+  CHECK(cl.count(o.from_device_queue) == total);
+  uint64_t accepted = 0;
+  for (bool more = true; more;)
+    s->receive([&](accepted_atom, uint64_t k) { accepted = std::max(accepted, k); },
+               caf::after(std::chrono::milliseconds(0)) >> [&] { more = false; });
+  CHECK(accepted == total);
   warren::sup::stop(sys, top);
 }

@@ -15,6 +15,7 @@ namespace warren::amqp::detail {
 using confirmed_atom = caf::atom_constant<caf::atom("aconfirmed")>; // (vector<uint64_t> ids)
 using flushed_atom = caf::atom_constant<caf::atom("aflushed")>;     // (uint64_t left unconfirmed)
 using flush_timeout_atom = caf::atom_constant<caf::atom("aflushto")>;
+using flush_expire_atom = caf::atom_constant<caf::atom("aflushexp")>; // (uint64_t watermark)
 // thread -> consumer actor
 using deliveries_atom = caf::atom_constant<caf::atom("adeliver")>; // (vector<delivery>)
 using requeue_atom = caf::atom_constant<caf::atom("arequeue")>;    // (uint64_t gen, uint64_t tag)

@@ -3,6 +3,10 @@
 #include <warren/amqp/amqp.hpp>
 #include <warren/supervisor.hpp>
 
+#include <charconv>
+#include <functional>
+#include <map>
+#include <optional>
 #include <stdexcept>
 
 namespace warren::amqp {
@@ -33,6 +37,110 @@ std::string validate(const options& opts) {
 
 namespace {
 
+std::optional<uint64_t> parse_uint(std::string_view v) {
+  uint64_t x = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (ec != std::errc{} || p != v.data() + v.size() || v.empty())
+    return std::nullopt;
+  return x;
+}
+
+std::optional<caf::timespan> parse_duration(std::string_view v) {
+  size_t digits = 0;
+  while (digits < v.size() && v[digits] >= '0' && v[digits] <= '9')
+    ++digits;
+  auto n = parse_uint(v.substr(0, digits));
+  if (!n)
+    return std::nullopt;
+  auto unit = v.substr(digits);
+  using namespace std::chrono;
+  auto x = static_cast<int64_t>(*n);
+  if (unit.empty() || unit == "ms")
+    return duration_cast<caf::timespan>(milliseconds(x));
+  if (unit == "s")
+    return duration_cast<caf::timespan>(seconds(x));
+  if (unit == "m")
+    return duration_cast<caf::timespan>(minutes(x));
+  if (unit == "h")
+    return duration_cast<caf::timespan>(hours(x));
+  if (unit == "us")
+    return duration_cast<caf::timespan>(microseconds(x));
+  if (unit == "ns")
+    return caf::timespan(x);
+  return std::nullopt;
+}
+
+using setter = std::function<std::string(options&, std::string_view)>;
+
+setter text(std::string options::*field) {
+  return [field](options& o, std::string_view v) {
+    o.*field = std::string{v};
+    return std::string{};
+  };
+}
+
+template <class T>
+setter number(T options::*field, uint64_t lo, uint64_t hi) {
+  return [field, lo, hi](options& o, std::string_view v) -> std::string {
+    auto n = parse_uint(v);
+    if (!n || *n < lo || *n > hi)
+      return "must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi);
+    o.*field = static_cast<T>(*n);
+    return {};
+  };
+}
+
+setter duration(caf::timespan options::*field) {
+  return [field](options& o, std::string_view v) -> std::string {
+    auto d = parse_duration(v);
+    if (!d)
+      return "must be a duration (\"250ms\", \"5s\", \"2m\") or milliseconds";
+    o.*field = *d;
+    return {};
+  };
+}
+
+const std::map<std::string, setter, std::less<>>& setters() {
+  static const std::map<std::string, setter, std::less<>> m{
+      {"host", text(&options::host)},
+      {"port", number(&options::port, 1, 65535)},
+      {"vhost", text(&options::vhost)},
+      {"user", text(&options::user)},
+      {"password", text(&options::password)},
+      {"heartbeat",
+       [](options& o, std::string_view v) -> std::string {
+         if (auto n = parse_uint(v); n && *n <= 65535) {
+           o.heartbeat = std::chrono::seconds(*n);
+           return {};
+         }
+         if (auto d = parse_duration(v); d && d->count() >= 0) {
+           o.heartbeat = std::chrono::duration_cast<std::chrono::seconds>(*d);
+           return {};
+         }
+         return "must be seconds (0 disables) or a duration such as \"10s\"";
+       }},
+      {"connect_timeout", duration(&options::connect_timeout)},
+      {"reconnect_initial", duration(&options::reconnect_initial)},
+      {"reconnect_max", duration(&options::reconnect_max)},
+      {"exchange", text(&options::exchange)},
+      {"exchange_type", text(&options::exchange_type)},
+      {"routing_key", text(&options::routing_key)},
+      {"from_device_queue", text(&options::from_device_queue)},
+      {"from_device_binding", text(&options::from_device_binding)},
+      {"max_buffered", number(&options::max_buffered, 1, 1'000'000'000)},
+      {"max_in_flight", number(&options::max_in_flight, 1, 1'000'000)},
+      {"flush_timeout", duration(&options::flush_timeout)},
+      {"to_device_queue", text(&options::to_device_queue)},
+      {"dead_letter_exchange", text(&options::dead_letter_exchange)},
+      {"dead_letter_queue", text(&options::dead_letter_queue)},
+      {"consumers", number(&options::consumers, 0, 1024)},
+      {"prefetch", number(&options::prefetch, 1, 65535)},
+      {"deliver_timeout", duration(&options::deliver_timeout)},
+      {"requeue_delay", duration(&options::requeue_delay)},
+  };
+  return m;
+}
+
 options with_stats(options opts) {
   if (!opts.stats)
     opts.stats = std::make_shared<counters>();
@@ -40,6 +148,22 @@ options with_stats(options opts) {
 }
 
 } // namespace
+
+std::string set_option(options& opts, std::string_view key, std::string_view value) {
+  auto i = setters().find(key);
+  if (i == setters().end())
+    return "unknown key '" + std::string{key} + "'";
+  if (auto err = i->second(opts, value); !err.empty())
+    return std::string{key} + " " + err;
+  return {};
+}
+
+std::vector<std::string> option_keys() {
+  std::vector<std::string> out;
+  for (auto& [k, _] : setters())
+    out.push_back(k);
+  return out;
+}
 
 child_spec producer_child(const options& in) {
   auto opts = with_stats(in);

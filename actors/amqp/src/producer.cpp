@@ -4,6 +4,8 @@
 #include "actors.hpp"
 #include "connection.hpp"
 
+#include <warren/backend/control.hpp>
+
 #include <warren/exit.hpp>
 #include <warren/log.hpp>
 
@@ -425,6 +427,28 @@ public:
         [this](confirmed_atom, std::vector<uint64_t>& ids) {
           on_confirmed(ids);
           admit_deferred();
+          check_flushes();
+        },
+        [this](backend::flush_atom) -> caf::result<caf::unit_t> {
+          // Answered once everything taken (or held back) so far is confirmed.
+          auto watermark = next_id_ - 1 + deferred_count_;
+          if (lowest_outstanding() > watermark)
+            return caf::unit;
+          auto rp = make_response_promise<caf::unit_t>();
+          flushes_.push_back({watermark, rp});
+          delayed_send(this, opts_.flush_timeout, flush_expire_atom::value, watermark);
+          return rp;
+        },
+        [this](flush_expire_atom, uint64_t watermark) {
+          for (auto i = flushes_.begin(); i != flushes_.end();) {
+            if (i->watermark == watermark) {
+              log().warn("amqp producer: flush timed out with {} messages unconfirmed", buffered_);
+              i->rp.deliver(caf::make_error(caf::sec::request_timeout));
+              i = flushes_.erase(i);
+            } else {
+              ++i;
+            }
+          }
         },
         [this](flushed_atom, uint64_t) { quit(exit_reason_); },
         [this](flush_timeout_atom) { quit(exit_reason_); },
@@ -438,8 +462,12 @@ public:
       stats_->deferred.fetch_sub(deferred_count_, std::memory_order_relaxed);
     }
     entries_.clear();
+    id_order_.clear();
     sessions_.clear();
     deferred_.clear();
+    for (auto& f : flushes_)
+      f.rp.deliver(caf::make_error(caf::sec::request_receiver_down));
+    flushes_.clear();
   }
 
 private:
@@ -454,6 +482,32 @@ private:
     std::deque<uint64_t> order; // ids in publish order
     uint64_t accepted = 0;      // highest seq reported
   };
+
+  struct pending_flush {
+    uint64_t watermark; // every id up to it must be confirmed
+    caf::response_promise rp;
+  };
+
+  /// The lowest id not yet confirmed (next_id_ when none is).
+  uint64_t lowest_outstanding() {
+    while (!id_order_.empty() && entries_.count(id_order_.front()) == 0)
+      id_order_.pop_front();
+    return id_order_.empty() ? next_id_ : id_order_.front();
+  }
+
+  void check_flushes() {
+    if (flushes_.empty())
+      return;
+    auto low = lowest_outstanding();
+    for (auto i = flushes_.begin(); i != flushes_.end();) {
+      if (i->watermark < low) {
+        i->rp.deliver(caf::unit);
+        i = flushes_.erase(i);
+      } else {
+        ++i;
+      }
+    }
+  }
 
   void begin_shutdown(caf::error reason) {
     if (stopping_)
@@ -512,6 +566,7 @@ private:
     for (auto& m : msgs) {
       auto id = next_id_++;
       entries_.emplace(id, entry{key, m.from_device_seq, false});
+      id_order_.push_back(id);
       s.order.push_back(id);
       batch.push_back(outgoing{id, std::move(m)});
     }
@@ -558,6 +613,7 @@ private:
     buffered_ -= done;
     if (stats_)
       stats_->buffered.fetch_sub(done, std::memory_order_relaxed);
+    lowest_outstanding(); // trims id_order_
   }
 
   options opts_;
@@ -565,6 +621,8 @@ private:
   std::unique_ptr<producer_io> io_;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, entry> entries_;
+  std::deque<uint64_t> id_order_; // ids in order; confirmed ones are dropped lazily
+  std::vector<pending_flush> flushes_;
   std::unordered_map<caf::actor_id, session_state> sessions_;
   std::vector<caf::actor_id> touched_;
   std::deque<std::pair<caf::strong_actor_ptr, std::vector<backend::device_message>>> deferred_;

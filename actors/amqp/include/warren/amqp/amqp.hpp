@@ -22,6 +22,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace warren::amqp {
 
@@ -107,5 +109,14 @@ child_spec consumer_child(const options& opts, std::shared_ptr<backend::router> 
 
 /// Checks options (host, port, exchange type, names, sizes): empty string if fine.
 std::string validate(const options& opts);
+
+/// Sets one option from configuration text, by the key docs/gateway.md documents
+/// for [backend.amqp] (the field names above; durations as "250ms", "5s", "2m" or
+/// plain milliseconds; heartbeat in seconds or as a duration). Returns an error text,
+/// or an empty string on success.
+std::string set_option(options& opts, std::string_view key, std::string_view value);
+
+/// Every key set_option() accepts.
+std::vector<std::string> option_keys();
 
 } // namespace warren::amqp
