@@ -235,7 +235,9 @@ private:
     return true;
   }
 
-  void reply(caf::response_promise& rp, bool ok, bool closing) {
+  // ctx.send() refuses a message when the connection is closing or the message
+  // cannot be encoded (a line with LF, a PUSH over max_frame): either way not queued.
+  void reply(caf::response_promise& rp, bool ok) {
     if (!ok)
       env_.metrics->undeliverable.fetch_add(1, std::memory_order_relaxed);
     if (!rp.pending())
@@ -243,15 +245,14 @@ private:
     if (ok)
       rp.deliver(backend::delivered_atom::value);
     else
-      rp.deliver(backend::make_error(
-          closing ? backend::backend_errc::closing : backend::backend_errc::bad_message, conn_id_));
+      rp.deliver(backend::make_error(backend::backend_errc::closing, "not queued to connection " + conn_id_));
   }
 
   void on_deliver(net::connection_context& ctx, backend::to_device_message& m) {
     auto rp = take_promise();
     if (!m.to_device_seq) {
       bool ok = send_out(ctx, m.payload);
-      reply(rp, ok, !ok && closing(ctx));
+      reply(rp, ok);
       return;
     }
     auto seq = *m.to_device_seq;
@@ -260,28 +261,26 @@ private:
       // Late (its gap was skipped) or a redelivery: at-least-once, deliver it.
       log().debug("session {}: to_device_seq {} below the expected {}", conn_id_, seq, next);
       bool ok = send_out(ctx, m.payload);
-      reply(rp, ok, !ok && closing(ctx));
+      reply(rp, ok);
       return;
     }
     if (seq == next) {
       bool ok = send_out(ctx, m.payload);
       state_->next_to_device_seq.store(next + 1, std::memory_order_relaxed);
       flush_held(ctx);
-      reply(rp, ok, !ok && closing(ctx));
+      reply(rp, ok);
       return;
     }
     // A gap: hold it until the missing ones come or gap_timeout passes.
     held_.insert_or_assign(seq, std::move(m.payload));
     env_.metrics->reordered.fetch_add(1, std::memory_order_relaxed);
-    reply(rp, true, false);
+    reply(rp, true);
     if (held_.size() > opts_.max_reorder) {
       skip_gap(ctx, "too many messages held");
     } else if (!gap_armed_) {
       arm_gap_timer(ctx);
     }
   }
-
-  bool closing(net::connection_context&) const { return true; }
 
   void flush_held(net::connection_context& ctx) {
     auto next = state_->next_to_device_seq.load(std::memory_order_relaxed);
@@ -293,8 +292,10 @@ private:
       held_.erase(it);
     }
     state_->next_to_device_seq.store(next, std::memory_order_relaxed);
-    if (held_.empty())
-      gap_armed_ = false, ++gap_gen_;
+    if (held_.empty()) {
+      gap_armed_ = false;
+      ++gap_gen_; // a pending gap timer is stale now
+    }
   }
 
   void arm_gap_timer(net::connection_context& ctx) {
