@@ -85,6 +85,27 @@ TEST_CASE("EMFILE: the acceptor backs off, and accepts the waiting clients once 
   }
   REQUIRE(f.eventually([](const auto& x) { return x.active == 0; }));
 
+  // UBSan's vptr check opens a pipe to probe memory the first time it meets a type:
+  // with no fd left it reports a false "invalid vptr". So the acceptor first runs its
+  // error path with fds to spare: while suspended (no accept pending), it gets the
+  // message a failed accept sends it (the internal accept_err_atom), counts it, backs
+  // off and retries; after resume, a client is served.
+  auto accs = f.child(f.child(f.top, "L"), "acceptors");
+  REQUIRE(accs);
+  auto acc = f.child(accs, "acceptor_0");
+  REQUIRE(acc);
+  REQUIRE_FALSE(net::listener::suspend(*f.sys, f.id));
+  caf::anon_send(acc, caf::atom("naccerr"), false, std::string{"warm-up"});
+  REQUIRE(f.eventually([](const auto& x) { return x.accept_errors == 1; }));
+  REQUIRE_FALSE(net::listener::resume(*f.sys, f.id));
+  { // served once the backoff's retry ran
+    raw_socket w;
+    REQUIRE(w.connect(f.port));
+    REQUIRE(w.write_all("warm 2\n"));
+    REQUIRE(w.read_line() == "warm 2");
+  }
+  REQUIRE(f.eventually([](const auto& x) { return x.active == 0; }));
+
   constexpr int n = 3;
   std::vector<raw_socket> clients(n); // their fds exist before the table is full
   for (auto& c : clients)
@@ -101,19 +122,19 @@ TEST_CASE("EMFILE: the acceptor backs off, and accepts the waiting clients once 
   for (int i = 0; i < n; ++i)
     REQUIRE(clients[i].write_all("hello " + std::to_string(i) + "\n"));
 
-  REQUIRE(f.eventually([](const auto& x) { return x.accept_errors >= 3; }, 30s));
+  REQUIRE(f.eventually([](const auto& x) { return x.accept_errors >= 1 + 3; }, 30s));
   // Backing off: a few failures per retry interval. A spinning acceptor would have
   // failed thousands of times by the time we saw the third one.
   auto k = f.counters();
   CHECK(k.accept_errors < 30);
-  CHECK(k.accepted == 1); // only the warm-up connection
+  CHECK(k.accepted == 2); // only the warm-up connections
   CHECK(k.active == 0);
 
   filler.release();
   for (int i = 0; i < n; ++i) // accepted at the next retry, then served
     CHECK(clients[i].read_line(10s) == "hello " + std::to_string(i));
   k = f.counters();
-  CHECK(k.accepted == 1 + n);
+  CHECK(k.accepted == 2 + n);
   CHECK(k.active == n);
   auto errors = k.accept_errors;
   clients[0].write_all("again\n"); // the acceptor is back to normal

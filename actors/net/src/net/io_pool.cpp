@@ -4,6 +4,19 @@
 
 namespace warren::net {
 
+namespace {
+
+/// asio::execution_context::shutdown() is protected; this reaches it for a whole
+/// pool, so that no context is destroyed while another still holds operations on it.
+struct context_shutdown : asio::io_context {
+  static void run(asio::io_context& c) {
+    void (asio::execution_context::*f)() = &context_shutdown::shutdown;
+    (c.*f)();
+  }
+};
+
+} // namespace
+
 io_pool::io_pool(std::size_t threads) {
   if (threads == 0)
     threads = std::max(1u, std::thread::hardware_concurrency());
@@ -40,7 +53,11 @@ io_pool::~io_pool() {
     if (l->thread.joinable())
       l->thread.join();
   // Contexts are destroyed after every thread is gone: pending handlers (and the
-  // sockets they keep alive) are released here, on this thread.
+  // sockets they keep alive) are released here, on this thread. All of them are shut
+  // down (pending operations abandoned) before any is destroyed: a pending accept on
+  // one loop builds its socket on another loop's context, even when abandoned.
+  for (auto& l : loops_)
+    context_shutdown::run(*l->ctx);
   loops_.clear();
 }
 
