@@ -45,7 +45,8 @@ inline void bump(std::atomic<uint64_t>& x, uint64_t n = 1) {
 /// Its snapshot() hides the base one (defined in listener.cpp) and adds them.
 struct connection_counters : atomic_counters {
   std::atomic<uint64_t> hs_not_tls{0}, hs_unsupported_version{0}, hs_no_shared_cipher{0},
-      hs_client_cert_required{0}, hs_bad_client_cert{0}, hs_other{0}, acks_out{0}, pushes_acked{0}, pings_in{0};
+      hs_client_cert_required{0}, hs_bad_client_cert{0}, hs_other{0}, acks_out{0}, pushes_acked{0},
+      pings_in{0};
   listener_counters snapshot() const {
     auto ld = [](const std::atomic<uint64_t>& x) { return x.load(std::memory_order_relaxed); };
     listener_counters r = atomic_counters::snapshot();

@@ -34,7 +34,7 @@ enum class overflow_policy : uint8_t {
 struct listener_options {
   uint16_t port = 0; ///< 0: ephemeral; see listener::port()
   std::string bind_address = "0.0.0.0";
-  std::optional<tls_options> tls; ///< none: plain TCP
+  std::optional<tls_options> tls;      ///< none: plain TCP
   codec_kind codec = codec_kind::line; ///< see protocol.hpp
   std::size_t max_frame = 65536;       ///< payload bytes (line: bytes before LF)
   /// codec frame: at most one ACK per connection per interval while acks are pending
