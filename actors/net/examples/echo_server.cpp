@@ -2,6 +2,10 @@
 // tests with warren-loadgen.
 //   warren-net-echo [--codec line|frame] PORT [CERT KEY]   (TLS when a certificate is given)
 // The codec may also come from the environment: WARREN_CODEC=line|frame (the flag wins).
+// For benchmarks (bench/net/compare.sh): WARREN_IO_THREADS and WARREN_SCHED_THREADS
+// size the socket loops and CAF's scheduler (default: one per core each);
+// WARREN_ECHO_DELAY_US > 0 makes the protocol sleep that long per read batch (a
+// deliberately slow handler, for the flooding-client benchmark).
 // Prints the counters every second; stops on SIGINT/SIGTERM with a 2 s drain.
 #include <warren/log.hpp>
 #include <warren/net/echo.hpp>
@@ -9,6 +13,8 @@
 #include <warren/supervisor.hpp>
 
 #include <caf/all.hpp>
+
+#include <sys/resource.h>
 
 #include <csignal>
 #include <cstdio>
@@ -22,6 +28,24 @@ volatile std::sig_atomic_t stop_requested = 0;
 void on_signal(int) {
   stop_requested = 1;
 }
+
+std::size_t env_size(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? static_cast<std::size_t>(std::strtoull(v, nullptr, 10)) : 0;
+}
+
+/// The echo protocol, sleeping per batch: a handler slower than the peer.
+class slow_echo : public warren::net::echo_protocol {
+public:
+  explicit slow_echo(std::chrono::microseconds delay) : delay_(delay) {}
+  void on_frames(warren::net::connection_context& ctx, std::span<const std::string_view> frames) override {
+    std::this_thread::sleep_for(delay_);
+    echo_protocol::on_frames(ctx, frames);
+  }
+
+private:
+  std::chrono::microseconds delay_;
+};
 } // namespace
 
 int main(int argc, char** argv) {
@@ -40,8 +64,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   set_log_level(spdlog::level::warn);
-  net::io_pool pool; // before the actor system: outlives it
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max; // one fd per connection
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  net::io_pool pool{env_size("WARREN_IO_THREADS")}; // before the actor system: outlives it
   caf::actor_system_config cfg;
+  if (auto n = env_size("WARREN_SCHED_THREADS"); n > 0)
+    cfg.set("scheduler.max-threads", n);
   caf::actor_system sys{cfg};
   net::listener_options opts;
   opts.port = static_cast<uint16_t>(std::stoi(args[0]));
@@ -52,7 +83,10 @@ int main(int argc, char** argv) {
     t.key_file = args[2];
     opts.tls = t;
   }
-  auto top = start_supervisor(sys, {}, {net::listener_child("echo", pool, opts, net::echo_factory())}, "top");
+  auto factory = net::echo_factory();
+  if (auto us = env_size("WARREN_ECHO_DELAY_US"); us > 0)
+    factory = [us] { return std::make_unique<slow_echo>(std::chrono::microseconds(us)); };
+  auto top = start_supervisor(sys, {}, {net::listener_child("echo", pool, opts, factory)}, "top");
   if (!top) {
     std::fprintf(stderr, "start failed: %s\n", describe_exit(top.error()).c_str());
     return 1;
