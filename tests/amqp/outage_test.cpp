@@ -4,6 +4,8 @@
 #include <warren/registry.hpp>
 
 #include <set>
+#include <stop_token>
+#include <thread>
 
 using namespace amqp_test;
 using warren::backend::accepted_atom;
@@ -49,7 +51,7 @@ TEST_CASE("with the broker down, the producer buffers up to max_buffered, then h
   auto o = test_options(b, "o1");
   o.consumers = 1;
   o.max_buffered = 20;
-  auto top = start_backend(sys, warren::amqp::backend(o, std::make_shared<fake_router>()));
+  running_backend top(sys, warren::amqp::backend(o, std::make_shared<fake_router>()));
   auto producer = warren::whereis(sys, o.producer_name);
   REQUIRE(producer);
   caf::scoped_actor s{sys};
@@ -76,7 +78,7 @@ TEST_CASE("with the broker down, the producer buffers up to max_buffered, then h
   REQUIRE(msgs.size() == 50);
   for (size_t i = 0; i < msgs.size(); ++i)
     CHECK(msgs[i].num("from_device_seq") == static_cast<int64_t>(i + 1));
-  warren::sup::stop(sys, top);
+  top.stop();
 }
 
 TEST_CASE("broker stopped mid-stream and restarted: nothing accepted is lost, everyone reconnects") {
@@ -91,7 +93,7 @@ TEST_CASE("broker stopped mid-stream and restarted: nothing accepted is lost, ev
   router->add(address_kind::device, "dev-o", sys.spawn(fake_session, std::string{"dev-o"}, rec, ctl));
   auto o = test_options(b, "o2");
   o.consumers = 2;
-  auto top = start_backend(sys, warren::amqp::backend(o, router));
+  running_backend top(sys, warren::amqp::backend(o, router));
   auto producer = warren::whereis(sys, o.producer_name);
   REQUIRE(producer);
   REQUIRE(eventually(
@@ -102,10 +104,10 @@ TEST_CASE("broker stopped mid-stream and restarted: nothing accepted is lost, ev
   constexpr uint64_t total = 4000;
   std::atomic<uint64_t> sent{0}, accepted{0};
   std::atomic<bool> stream_ok{true};
-  std::thread stream([&] {
+  std::jthread stream([&](std::stop_token stop) { // joined (and told to stop) if a REQUIRE fails
     caf::scoped_actor s{sys};
     uint64_t acc = 0;
-    for (uint64_t seq = 1; seq <= total; seq += 20) {
+    for (uint64_t seq = 1; seq <= total && !stop.stop_requested(); seq += 20) {
       s->send(producer, publish_atom::value, batch(seq, seq + 19));
       sent = seq + 19;
       acc = poll_accepted(s, acc);
@@ -113,7 +115,7 @@ TEST_CASE("broker stopped mid-stream and restarted: nothing accepted is lost, ev
       std::this_thread::sleep_for(5ms);
     }
     auto deadline = std::chrono::steady_clock::now() + 120s;
-    while (acc < total && std::chrono::steady_clock::now() < deadline) {
+    while (acc < total && std::chrono::steady_clock::now() < deadline && !stop.stop_requested()) {
       acc = poll_accepted(s, acc, std::chrono::milliseconds(100));
       accepted = acc;
     }
@@ -171,5 +173,5 @@ TEST_CASE("broker stopped mid-stream and restarted: nothing accepted is lost, ev
   cl.publish(o.to_device_queue, "after-restart", {{"device_id", "dev-o"}});
   REQUIRE(eventually([&] { return o.stats->acked.load() == 1; }));
   CHECK(rec->snapshot().back().msg.payload == "after-restart");
-  warren::sup::stop(sys, top);
+  top.stop();
 }

@@ -61,7 +61,7 @@ TEST_CASE("device messages reach the exchange in order with their headers, accep
   caf::actor_system sys{cfg};
   auto o = test_options(b, "p1");
   o.consumers = 0;
-  auto top = start_backend(sys, warren::amqp::backend(o, std::make_shared<fake_router>()));
+  running_backend top(sys, warren::amqp::backend(o, std::make_shared<fake_router>()));
   auto producer = warren::whereis(sys, o.producer_name);
   REQUIRE(producer);
   REQUIRE(eventually([&] { return o.stats->producer_connected.load() == 1; }));
@@ -114,7 +114,7 @@ TEST_CASE("device messages reach the exchange in order with their headers, accep
   CHECK(last_seq["conn-d"] == 4);
   CHECK(o.stats->confirmed.load() == 14);
   CHECK(o.stats->buffered.load() == 0);
-  warren::sup::stop(sys, top);
+  top.stop();
 }
 
 TEST_CASE("a clean shutdown waits for pending confirms and releases the connection") {
@@ -125,7 +125,7 @@ TEST_CASE("a clean shutdown waits for pending confirms and releases the connecti
   auto o = test_options(b, "p2");
   o.consumers = 1;
   o.flush_timeout = std::chrono::seconds(60); // a safety net; the flush ends when confirms are in
-  auto top = start_backend(sys, warren::amqp::backend(o, std::make_shared<fake_router>()));
+  running_backend top(sys, warren::amqp::backend(o, std::make_shared<fake_router>()));
   auto producer = warren::whereis(sys, o.producer_name);
   REQUIRE(producer);
   REQUIRE(eventually(
@@ -136,7 +136,7 @@ TEST_CASE("a clean shutdown waits for pending confirms and releases the connecti
   for (uint64_t seq = 1; seq <= total; seq += 100)
     s->send(producer, publish_atom::value, batch("conn-s", "dev-s", seq, seq + 99, false));
   // Stop at once: the producer takes what is already in its mailbox, then flushes.
-  CHECK(warren::is_shutdown(warren::sup::stop(sys, top)));
+  CHECK(warren::is_shutdown(top.stop()));
 
   // Everything was confirmed before the producer went, and each session heard of it.
   uint64_t accepted = 0;
@@ -169,7 +169,7 @@ TEST_CASE("routing key pattern and an unidentified device") {
   o.exchange_type = "direct";
   o.routing_key = "dev.{device_id}.conn.{connection_id}";
   o.from_device_binding = "dev.-.conn.c9"; // direct: only this key reaches the queue
-  auto top = start_backend(sys, warren::amqp::backend(o, std::make_shared<fake_router>()));
+  running_backend top(sys, warren::amqp::backend(o, std::make_shared<fake_router>()));
   auto producer = warren::whereis(sys, o.producer_name);
   REQUIRE(producer);
   caf::scoped_actor s{sys};
@@ -180,7 +180,7 @@ TEST_CASE("routing key pattern and an unidentified device") {
   REQUIRE(msgs.size() == 2);
   CHECK(msgs[0].routing_key == "dev.-.conn.c9");
   CHECK(msgs[0].str("device_id") == "");
-  warren::sup::stop(sys, top);
+  top.stop();
 }
 
 TEST_CASE("flush_atom answers once everything taken before is confirmed") {
@@ -190,7 +190,7 @@ TEST_CASE("flush_atom answers once everything taken before is confirmed") {
   caf::actor_system sys{cfg};
   auto o = test_options(b, "p4");
   o.consumers = 0;
-  auto top = start_backend(sys, warren::amqp::backend(o, std::make_shared<fake_router>()));
+  running_backend top(sys, warren::amqp::backend(o, std::make_shared<fake_router>()));
   auto producer = warren::whereis(sys, o.producer_name);
   REQUIRE(producer);
   caf::scoped_actor s{sys};
@@ -214,5 +214,5 @@ TEST_CASE("flush_atom answers once everything taken before is confirmed") {
     s->receive([&](accepted_atom, uint64_t k) { accepted = std::max(accepted, k); },
                caf::after(std::chrono::milliseconds(0)) >> [&] { more = false; });
   CHECK(accepted == total);
-  warren::sup::stop(sys, top);
+  top.stop();
 }

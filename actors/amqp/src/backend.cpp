@@ -182,7 +182,7 @@ child_spec producer_child(const options& in) {
 child_spec consumer_child(const options& in, std::shared_ptr<backend::router> router, unsigned index) {
   auto opts = with_stats(in);
   child_spec c;
-  c.id = "consumer-" + std::to_string(index);
+  c.id = "consumer_" + std::to_string(index);
   c.start = [opts, router, index](const start_context& ctx) -> start_result {
     return detail::spawn_consumer(ctx.system(), opts, router, index);
   };

@@ -278,27 +278,55 @@ inline caf::behavior fake_session(caf::event_based_actor* self, std::string name
   };
 }
 
-/// Starts the backend's supervisor (as the gateway would, under a top supervisor).
-inline caf::actor start_backend(caf::actor_system& sys, const warren::backend::backend_spec& spec) {
-  warren::supervisor_flags flags;
-  flags.intensity = 20;
-  auto sup = warren::start_supervisor(sys, flags, {spec.supervisor}, "test-top");
-  REQUIRE_MESSAGE(sup, "backend did not start");
-  return *sup;
-}
+/// The backend's supervisor under a top supervisor, as the gateway runs it. Stopped
+/// by stop() or, when a test fails half-way, by the destructor (otherwise the actor
+/// system would wait for the tree forever).
+class running_backend {
+public:
+  running_backend(caf::actor_system& sys, const warren::backend::backend_spec& spec) : sys_(sys) {
+    warren::supervisor_flags flags;
+    flags.intensity = 20;
+    auto sup = warren::start_supervisor(sys, flags, {spec.supervisor}, "test-top");
+    REQUIRE_MESSAGE(sup, "backend did not start");
+    top_ = *sup;
+  }
+  ~running_backend() { stop(); }
+  running_backend(const running_backend&) = delete;
+  running_backend& operator=(const running_backend&) = delete;
+
+  operator const caf::actor&() const { return top_; }
+  caf::error stop() {
+    if (!top_)
+      return {};
+    auto reason = warren::sup::stop(sys_, top_);
+    top_ = nullptr;
+    return reason;
+  }
+
+private:
+  caf::actor_system& sys_;
+  caf::actor top_;
+};
 
 /// The live child of `sup` (a supervisor) named `id`, found through `path` of ids.
 inline caf::actor child_of(caf::actor_system& sys, caf::actor sup, const std::vector<std::string>& path) {
   for (auto& id : path) {
     auto kids = warren::sup::which_children(sys, sup);
-    if (!kids)
+    if (!kids) {
+      MESSAGE("which_children failed: " << caf::to_string(kids.error()));
       return {};
+    }
     caf::actor next;
     for (auto& k : *kids)
       if (k.id == id)
         next = k.handle;
-    if (!next)
+    if (!next) {
+      std::string ids;
+      for (auto& k : *kids)
+        ids += k.id + (k.handle ? "(running) " : "(no handle) ");
+      MESSAGE("no running child " << id << " among: " << ids);
       return {};
+    }
     sup = next;
   }
   return sup;

@@ -4,9 +4,12 @@
 // keep the data directory, so durable queues and persistent messages survive.
 //
 // The broker runs /usr/lib/rabbitmq/bin/rabbitmq-server directly (the /usr/sbin
-// wrapper would switch to the rabbitmq user and use /var/lib/rabbitmq). epmd runs
-// in the foreground on a private port as our child, so nothing is left behind; both
-// get SIGKILL if this process dies without cleaning up (PR_SET_PDEATHSIG).
+// wrapper would switch to the rabbitmq user and use /var/lib/rabbitmq) in its own
+// process group; epmd runs in the foreground on a private port as our child. If this
+// process dies without cleaning up (a crash, an abort, a ctest timeout), a small
+// watchdog shell notices within a second, kills the broker's process group and epmd
+// and removes the directory. (PR_SET_PDEATHSIG alone is not enough: the script forks
+// the Erlang VM, and the flag does not survive a fork.)
 #pragma once
 
 #include <amqp.h>
@@ -114,6 +117,8 @@ public:
     std::ofstream{dir_ / "rabbitmq.conf"} << "log.file.level = info\n"
                                           << "disk_free_limit.absolute = 10MB\n";
     try {
+      start_epmd();
+      start_watchdog();
       start();
     } catch (...) {
       cleanup();
@@ -166,6 +171,7 @@ public:
       ::_exit(127);
     }
     server_pid_ = pid;
+    std::ofstream{dir_ / "server.pgid"} << pid << "\n";
     auto deadline = std::chrono::steady_clock::now() + 90s;
     while (std::chrono::steady_clock::now() < deadline) {
       int st = 0;
@@ -197,8 +203,10 @@ public:
       }
       std::this_thread::sleep_for(50ms);
     }
-    ::kill(-server_pid_, SIGKILL); // helpers (erl_child_setup, inet_gethost) if any
+    ::kill(-server_pid_, SIGKILL); // the VM the script forked, and its helpers
     server_pid_ = -1;
+    std::error_code ec;
+    std::filesystem::remove(dir_ / "server.pgid", ec);
   }
 
   /// The server log so far (for failure messages).
@@ -278,6 +286,43 @@ private:
       std::this_thread::sleep_for(25ms);
   }
 
+  void start_watchdog() {
+    auto d = dir_.string();
+    std::string script = "while kill -0 " + std::to_string(::getpid()) +
+                         " 2>/dev/null; do sleep 1; done; "
+                         "[ -f " +
+                         d + "/server.pgid ] && kill -KILL -$(cat " + d +
+                         "/server.pgid) 2>/dev/null; "
+                         "kill -KILL " +
+                         std::to_string(epmd_pid_) + " 2>/dev/null; rm -rf " + d;
+    std::string sh = "/bin/sh", c = "-c";
+    char* argv[] = {sh.data(), c.data(), script.data(), nullptr};
+    pid_t pid = ::fork();
+    if (pid < 0)
+      throw std::runtime_error("fork failed");
+    if (pid == 0) {
+      ::setsid();
+      int devnull = ::open("/dev/null", O_RDWR);
+      if (devnull >= 0) {
+        ::dup2(devnull, 0);
+        ::dup2(devnull, 1);
+        ::dup2(devnull, 2);
+      }
+      ::execv(argv[0], argv);
+      ::_exit(127);
+    }
+    watchdog_pid_ = pid;
+  }
+
+  void stop_watchdog() {
+    if (watchdog_pid_ <= 0)
+      return;
+    ::kill(watchdog_pid_, SIGKILL);
+    int st = 0;
+    ::waitpid(watchdog_pid_, &st, 0);
+    watchdog_pid_ = -1;
+  }
+
   void stop_epmd() {
     if (epmd_pid_ <= 0)
       return;
@@ -314,6 +359,7 @@ private:
     } catch (...) {
     }
     stop_epmd();
+    stop_watchdog();
     std::error_code ec;
     if (!dir_.empty() && std::getenv("WARREN_KEEP_BROKER_DIR") == nullptr)
       std::filesystem::remove_all(dir_, ec);
@@ -324,6 +370,7 @@ private:
   uint16_t port_ = 0, dist_port_ = 0, epmd_port_ = 0, ctl_port_ = 0;
   pid_t server_pid_ = -1;
   pid_t epmd_pid_ = -1;
+  pid_t watchdog_pid_ = -1;
 };
 
 } // namespace amqp_test

@@ -91,20 +91,20 @@ struct options {
   caf::timespan requeue_delay = std::chrono::milliseconds(200); ///< before nack(requeue)
 
   // -- tree ------------------------------------------------------------------------
-  std::string id = "amqp";                               ///< the backend supervisor's child id
+  std::string id = "backend"; ///< the backend supervisor's child id (as local and echo)
   std::string producer_name = "warren.backend.producer"; ///< registered name of the producer
   /// Counters to fill; created by backend() when null.
   std::shared_ptr<counters> stats;
 };
 
 /// The amqp backend as a supervisor child (one_for_one): "producer" (registered as
-/// producer_name) and "consumer-0".."consumer-<n-1>", each restartable.
+/// producer_name) and "consumer_0".."consumer_<n-1>", each restartable.
 backend::backend_spec backend(options opts, std::shared_ptr<backend::router> router);
 
 /// The producer alone, as a child spec (id "producer"; registers opts.producer_name).
 child_spec producer_child(const options& opts);
 
-/// One consumer, as a child spec (id "consumer-<index>").
+/// One consumer, as a child spec (id "consumer_<index>").
 child_spec consumer_child(const options& opts, std::shared_ptr<backend::router> router, unsigned index);
 
 /// Checks options (host, port, exchange type, names, sizes): empty string if fine.
