@@ -2,7 +2,9 @@
 # The network issue's benchmarks: warren-net-echo (the supervised listener with the
 # echo protocol) against warren-baseline-echo (single-threaded epoll + OpenSSL) and
 # an Erlang/OTP echo server built the Owsla way (bench/erlang/owsla_echo.erl, one
-# scheduler), the server pinned to one core and warren-loadgen to the other.
+# scheduler), the server pinned to one core and warren-loadgen to the other. Server
+# `gateway` is the whole warren-gateway path with the echo backend (session, registry
+# lookup, producer), to compare with the bare network layer (`warren`).
 #
 #   bench/net/compare.sh [case...]      cases: churn-tls churn-tls-1k churn-plain
 #                                              stream-tls stream-plain stream-frame
@@ -22,6 +24,7 @@ B=${BUILD:-build/release}
 LG=$B/apps/loadgen/warren-loadgen
 BASE=$B/bench/baseline/warren-baseline-echo
 WECHO=$B/actors/net/warren-net-echo
+GW=$B/apps/gateway/warren-gateway
 T=${SECONDS_PER_RUN:-15}
 SCPU=${SERVER_CPU:-0}
 LCPU=${LG_CPU:-1}
@@ -30,7 +33,7 @@ SERVERS=${SERVERS:-baseline warren erlang}
 CERT=$OUT/cert
 mkdir -p "$OUT"
 [ -f "$CERT/cert.pem" ] || scripts/make-test-cert "$CERT"
-for f in "$LG" "$BASE" "$WECHO"; do
+for f in "$LG" "$BASE" "$WECHO" $([[ " $SERVERS " == *" gateway "* ]] && echo "$GW"); do
   [ -x "$f" ] || { echo "missing $f: cmake --build $B" >&2; exit 2; }
 done
 HZ=$(getconf CLK_TCK)
@@ -43,7 +46,7 @@ if [[ " $SERVERS " == *" erlang "* ]]; then
   erlc -o "$OUT" bench/erlang/owsla_echo.erl
 fi
 
-# start_server <baseline|warren|erlang> <tls|plain> <line|frame> [slow-us]: sets SPID.
+# start_server <baseline|warren|erlang|gateway> <tls|plain> <line|frame> [slow-us]: sets SPID.
 start_server() {
   local kind=$1 sec=$2 codec=$3 slow=${4:-0}
   PORT=$((PORT + 1))
@@ -51,6 +54,29 @@ start_server() {
     local args=(--port "$PORT" --bind 127.0.0.1)
     if [ "$sec" = tls ]; then args+=(--tls --cert "$CERT/cert.pem" --key "$CERT/key.pem"); else args+=(--plain); fi
     taskset -c "$SCPU" "$BASE" "${args[@]}" >"$OUT/server.log" 2>&1 &
+  elif [ "$kind" = gateway ]; then
+    local conf=$OUT/gateway.toml
+    cat >"$conf" <<TOML
+[gateway]
+data_dir = "$OUT/gwdata"
+log_level = "warn"
+io_threads = 1
+scheduler_threads = 1
+[[listener]]
+name = "bench"
+bind = "127.0.0.1"
+port = $PORT
+tls = $([ "$sec" = tls ] && echo true || echo false)
+cert = "$CERT/cert.pem"
+key = "$CERT/key.pem"
+codec = "$codec"
+identify = "none"
+[admin]
+enabled = false
+[backend]
+kind = "echo"
+TOML
+    taskset -c "$SCPU" "$GW" -c "$conf" >"$OUT/server.log" 2>&1 &
   elif [ "$kind" = erlang ]; then
     local args=("$PORT" "$sec")
     [ "$sec" = tls ] && args+=("$CERT/cert.pem" "$CERT/key.pem")
@@ -160,7 +186,7 @@ for c in $cases; do
       churn-plain) run "$c" "$s" plain line churn --max-inflight 100 -d "$T" ;;
       stream-tls) run "$c" "$s" tls line stream -n 100 -w 10 -s 64 -d "$T" ;;
       stream-plain) run "$c" "$s" plain line stream -n 100 -w 10 -s 64 -d "$T" ;;
-      stream-frame) [ "$s" = warren ] && run "$c" "$s" tls frame stream -n 100 -w 10 -s 64 -d "$T" ;;
+      stream-frame) [ "$s" = warren ] || [ "$s" = gateway ] && run "$c" "$s" tls frame stream -n 100 -w 10 -s 64 -d "$T" ;;
       idle-tls) idle "$c" "$s" tls "${IDLE_N:-19000}" ;;
       idle-plain) idle "$c" "$s" plain "${IDLE_N:-19000}" ;;
       flood) [ "$s" = warren ] && flood ;;
