@@ -8,7 +8,8 @@
 //                     time until every delivery is acked.
 //   baselines         one raw librabbitmq connection: persistent publishes with
 //                     pipelined confirms (what `amqp-publish` does per message, minus
-//                     the process start), and a basic.consume + ack loop.
+//                     the process start), a basic.consume + ack loop, and the
+//                     `amqp-publish` CLI itself in a shell loop.
 //
 // Usage: warren-bench-amqp [--port N] [--messages N] [--payload BYTES] [--sessions N]
 //                          [--batch N] [--consumers N] [--prefetch N]
@@ -250,6 +251,21 @@ int main(int argc, char** argv) {
   std::printf("%-58s %10.0f msg/s\n", "raw librabbitmq publish, persistent, confirms:", n / secs(t));
   t = raw_consume(cfg.port, "bench.raw", n, cfg.prefetch);
   std::printf("%-58s %10.0f msg/s\n", "raw librabbitmq consume + ack:", n / secs(t));
+
+  // The CLI itself: one process, connection and message per amqp-publish call.
+  if (std::system("command -v amqp-publish >/dev/null 2>&1") == 0) {
+    constexpr int calls = 300;
+    std::string cmd = "for i in $(seq " + std::to_string(calls) +
+                      "); do amqp-publish --server 127.0.0.1 --port " + std::to_string(cfg.port) +
+                      " -p -r bench.cli -b " + std::string(cfg.payload, 'x') + " || exit 1; done";
+    auto conn = raw_connect(cfg.port);
+    declare_queue(conn, "bench.cli");
+    raw_close(conn);
+    auto t0 = clk::now();
+    if (std::system(cmd.c_str()) == 0)
+      std::printf("%-58s %10.0f msg/s\n",
+                  "amqp-publish CLI in a shell loop (one process each):", calls / secs(clk::now() - t0));
+  }
 
   caf::actor_system_config ccfg;
   caf::actor_system sys{ccfg};

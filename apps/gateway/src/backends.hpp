@@ -9,7 +9,7 @@
 
 namespace warren::gateway {
 
-/// The backend named by cfg.backend.kind ("local", "echo"); throws
+/// The backend named by cfg.backend.kind ("local", "echo", "amqp"); throws
 /// std::runtime_error for an unknown kind. `routes` finds sessions for consumers.
 backend::backend_spec make_backend(const config& cfg, std::shared_ptr<backend::router> routes);
 
