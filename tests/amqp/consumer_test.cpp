@@ -190,3 +190,27 @@ TEST_CASE("a consumer killed mid-stream is restarted and its unacked deliveries 
   top.stop();
   CHECK(cl.count(o.to_device_queue) == 0);
 }
+
+TEST_CASE("idle connections stay up: heartbeats go both ways") {
+  AMQP_TEST_REQUIRE_BROKER();
+  auto& b = shared_broker();
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  fixture f;
+  f.session(sys, address_kind::device, "quiet");
+  auto o = test_options(b, "c5");
+  o.consumers = 1;
+  o.heartbeat = std::chrono::seconds(1); // the broker closes a connection after 2 missed heartbeats
+  running_backend top(sys, warren::amqp::backend(o, f.router));
+  REQUIRE(eventually(
+      [&] { return o.stats->producer_connected.load() == 1 && o.stats->consumers_connected.load() == 1; }));
+  std::this_thread::sleep_for(4s); // idle for four heartbeat intervals
+  CHECK(o.stats->producer_disconnects.load() == 0);
+  CHECK(o.stats->consumer_disconnects.load() == 0);
+  // ... and still working.
+  client cl{b.port()};
+  cl.publish(o.to_device_queue, "still-here", {{"device_id", "quiet"}});
+  REQUIRE(eventually([&] { return o.stats->acked.load() == 1; }));
+  CHECK(o.stats->consumer_connects.load() == 1);
+  CHECK(o.stats->producer_connects.load() == 1);
+}
