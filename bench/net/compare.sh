@@ -71,6 +71,7 @@ cert = "$CERT/cert.pem"
 key = "$CERT/key.pem"
 codec = "$codec"
 identify = "none"
+max_connections = 1000000
 [admin]
 enabled = false
 [backend]
@@ -143,7 +144,7 @@ idle() {
   local r0
   r0=$(rss_kb "$SPID")
   local json=$OUT/$name.$kind.json
-  local hold=$((n / 1500 + 15))
+  local hold=$((n / ${IDLE_RATE:-500} + 15)) # the loadgen opens ~600 TLS connections/s on one core
   taskset -c "$LCPU" "$LG" idle -p "$PORT" "${tls[@]}" -n "$n" --max-inflight 200 -d "$hold" -q \
     >"$json" 2>"$OUT/$name.$kind.err" &
   local lg=$!

@@ -73,10 +73,30 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg;
   if (auto n = env_size("WARREN_SCHED_THREADS"); n > 0)
     cfg.set("scheduler.max-threads", n);
+  if (const char* p = std::getenv("WARREN_SCHED_POLICY"); p != nullptr && *p != '\0')
+    cfg.set("scheduler.policy", caf::atom_from_string(p));
+  if (const char* ws = std::getenv("WARREN_WS"); ws != nullptr) {
+    // "aggressive-poll-attempts=0,moderate-poll-attempts=0,...": CAF work-stealing knobs.
+    std::string all = ws;
+    for (std::size_t pos = 0; pos < all.size();) {
+      auto end = all.find(',', pos);
+      auto kv = all.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+      if (auto eq = kv.find('='); eq != std::string::npos) {
+        auto key = "work-stealing." + kv.substr(0, eq);
+        auto val = std::stoll(kv.substr(eq + 1));
+        if (key.find("duration") != std::string::npos)
+          cfg.set(key, caf::timespan{std::chrono::microseconds(val)});
+        else
+          cfg.set(key, static_cast<std::size_t>(val));
+      }
+      pos = end == std::string::npos ? all.size() : end + 1;
+    }
+  }
   caf::actor_system sys{cfg};
   net::listener_options opts;
   opts.port = static_cast<uint16_t>(std::stoi(args[0]));
   opts.codec = codec == "frame" ? net::codec_kind::frame : net::codec_kind::line;
+  opts.max_connections = 1 << 20; // a benchmark server: the process's open-files limit is the bound
   if (args.size() == 3) {
     net::tls_options t;
     t.cert_file = args[1];
