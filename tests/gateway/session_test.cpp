@@ -1,12 +1,103 @@
 // Device sessions end to end, in process: real sockets, the local and echo backends,
 // the admin API over HTTP.
+#include "../net/raw_socket.hpp"
 #include "gw_support.hpp"
 
+#include <warren/backend/control.hpp>
 #include <warren/registry.hpp>
+
+#include <atomic>
+#include <cstdio>
 
 using namespace gw_test;
 
 namespace {
+
+using accept_all_atom = caf::atom_constant<caf::atom("taccall")>;
+
+/// What the withholding producer received, checked as it comes.
+struct withheld {
+  std::atomic<uint64_t> received{0}; ///< device messages
+  std::atomic<bool> out_of_order{false};
+};
+
+constexpr std::size_t line_len = 100; // with the LF
+
+/// Line `i`: its number in 8 digits, padding, LF.
+std::string make_line(uint64_t i) {
+  char num[32];
+  std::snprintf(num, sizeof num, "%08llu", static_cast<unsigned long long>(i));
+  std::string s{num};
+  s.append(line_len - s.size() - 1, 'y');
+  s += '\n';
+  return s;
+}
+
+/// A producer that records the batches and accepts nothing until accept_all_atom;
+/// then it accepts what it has and every later batch at once. Expects one session.
+caf::behavior withholding_producer(caf::event_based_actor* self, std::shared_ptr<withheld> st) {
+  struct state {
+    caf::actor session;
+    uint64_t last = 0;
+    bool accepting = false;
+  };
+  auto s = std::make_shared<state>();
+  return {
+      [=](backend::publish_atom, std::vector<backend::device_message>& batch) {
+        for (auto& m : batch) {
+          auto i = st->received.load();
+          if (m.from_device_seq != i + 1 || m.payload != make_line(i).substr(0, line_len - 1))
+            st->out_of_order = true;
+          st->received = i + 1;
+        }
+        s->session = caf::actor_cast<caf::actor>(self->current_sender());
+        s->last = batch.empty() ? s->last : batch.back().from_device_seq;
+        if (s->accepting)
+          self->send(s->session, backend::accepted_atom::value, s->last);
+      },
+      [=](accept_all_atom) {
+        s->accepting = true;
+        if (s->session)
+          self->send(s->session, backend::accepted_atom::value, s->last);
+      },
+      [](backend::flush_atom) { return caf::unit; },
+  };
+}
+
+/// Numbered lines written through non-blocking writes, in order.
+struct flooder {
+  uint64_t next = 0; ///< first line not yet taken into `out`
+  std::string out;
+  std::size_t off = 0;
+  std::size_t written = 0; ///< bytes
+
+  uint64_t complete() const { return written / line_len; }
+
+  /// Writes until the socket stays unwritable for `stall` (true), or `limit` lines
+  /// were written, or an error (false).
+  bool write_until_stalled(net_test::raw_socket& s, uint64_t limit, std::chrono::milliseconds stall) {
+    for (;;) {
+      if (off == out.size()) {
+        if (next >= limit)
+          return false;
+        out.clear();
+        off = 0;
+        for (int i = 0; i < 256 && next < limit; ++i)
+          out += make_line(next++);
+      }
+      auto n = s.try_write(std::string_view{out}.substr(off));
+      if (n < 0)
+        return false;
+      if (n == 0) {
+        if (!s.wait_writable(stall))
+          return true;
+        continue;
+      }
+      off += static_cast<std::size_t>(n);
+      written += static_cast<std::size_t>(n);
+    }
+  }
+};
 
 gw::config first_message_config(caf::timespan gap = 1s) {
   auto cfg = test_config();
@@ -166,4 +257,64 @@ TEST_CASE("echo backend: device messages come back through the registry") {
   d.send(burst);
   for (int i = 0; i < 1000; ++i)
     REQUIRE(d.read_line() == "e" + std::to_string(i));
+}
+
+TEST_CASE("a backend that withholds acceptance: the session stops reading past max_unaccepted, "
+          "then everything flows in order") {
+  auto cfg = test_config();
+  cfg.listeners[0].session.max_unaccepted = 200;
+  const auto read_buffer = cfg.listeners[0].net.read_buffer;
+  running_gateway g{cfg};
+  auto& sys = g->system();
+  const std::string name = "warren.backend.producer";
+  // The test producer takes the producer's name; the real one gets it back at the end.
+  auto real = warren::whereis(sys, name);
+  REQUIRE(real);
+  auto st = std::make_shared<withheld>();
+  auto prod = sys.spawn(withholding_producer, st);
+  struct restore {
+    caf::actor_system& sys;
+    const std::string& name;
+    caf::actor real, prod;
+    ~restore() {
+      warren::unregister_name(sys, name);
+      warren::register_name(sys, name, real);
+      caf::anon_send_exit(prod, caf::exit_reason::user_shutdown);
+    }
+  } guard{sys, name, real, prod};
+  REQUIRE(!warren::unregister_name(sys, name));
+  REQUIRE(!warren::register_name(sys, name, prod));
+
+  net_test::raw_socket s;
+  REQUIRE(s.connect(g.port()));
+  flooder w;
+  // The device floods; nothing is accepted: the session reads past max_unaccepted,
+  // holds reading, and the device's writes block once the kernel buffers are full.
+  // (The limit, far above those buffers, keeps a broken hold from writing forever.)
+  REQUIRE(w.write_until_stalled(s, 300'000, 500ms));
+  REQUIRE(eventually([&] { return g->metrics()->reads_held.load() >= 1; }));
+  REQUIRE(eventually([&] {
+    auto xs = g.sessions();
+    return xs.size() == 1 && xs[0].seq_in == st->received.load();
+  }));
+  auto got = st->received.load();
+  MESSAGE("device wrote " << w.written << " bytes before blocking; the session published " << got
+                          << " messages and held");
+  // At most max_unaccepted plus the batch that crossed it (one read buffer of lines).
+  CHECK(got > 200);
+  CHECK(got <= 200 + read_buffer / line_len + 1);
+  CHECK(g->metrics()->backend_accepted.load() == 0);
+  CHECK(g->metrics()->reads_held.load() == 1);
+
+  // The producer accepts: the session reads on; everything written, and 5000 more
+  // lines, reach the producer in order, none lost.
+  caf::anon_send(prod, accept_all_atom::value);
+  uint64_t total = w.next + 5000;
+  CHECK_FALSE(w.write_until_stalled(s, total, 10s)); // false: all written, no error
+  REQUIRE(w.complete() == total);
+  CHECK(eventually([&] { return st->received.load() == total; }, 30000ms));
+  CHECK(st->received.load() == total);
+  CHECK_FALSE(st->out_of_order.load());
+  CHECK(eventually([&] { return g->metrics()->backend_accepted.load() == total; }));
+  CHECK(g.sessions().at(0).seq_in == total);
 }

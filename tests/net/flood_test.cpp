@@ -1,7 +1,8 @@
 // Backpressure with real sockets: a client that writes as fast as it can against a
 // protocol that stops (active-once reads: the client's writes block, the server holds
 // one read buffer), and a peer that never reads while the protocol echoes (overflow
-// policy close, and pause_reading that resumes when the peer reads).
+// policy close, and pause_reading that resumes when the peer reads), and a protocol
+// that holds reading itself (connection_context::pause_reading / resume_reading).
 #include "net_support.hpp"
 #include "raw_socket.hpp"
 
@@ -123,6 +124,49 @@ private:
   std::shared_ptr<gate> g_;
 };
 
+/// What hold_protocol saw (shared with the test thread).
+struct hold_state {
+  std::atomic<bool> held{false};
+  std::atomic<uint64_t> frames_at_pause{0}; ///< ctx.frames_in() when it paused
+  std::atomic<uint64_t> next{0};            ///< the next line number expected
+  std::atomic<bool> out_of_order{false};
+};
+
+/// Registers its endpoint as "held" and holds reading from its first batch on
+/// (ctx.pause_reading() in on_frames); the string "resume" sent to the endpoint
+/// resumes it. Checks that the lines come in order.
+class hold_protocol : public net::protocol {
+public:
+  explicit hold_protocol(std::shared_ptr<hold_state> st) : st_(std::move(st)) {}
+  void on_connect(net::connection_context& ctx) override {
+    auto self = ctx.self();
+    warren::register_name(self->home_system(), "held", self);
+  }
+  void on_frames(net::connection_context& ctx, std::span<const std::string_view> frames) override {
+    for (auto f : frames) {
+      if (line_number(f) != static_cast<int64_t>(st_->next.load()))
+        st_->out_of_order = true;
+      st_->next = st_->next + 1;
+    }
+    if (!paused_once_) {
+      paused_once_ = true;
+      ctx.pause_reading();
+      st_->frames_at_pause = ctx.frames_in();
+      st_->held = true;
+    }
+  }
+  bool on_message(net::connection_context& ctx, caf::message& msg) override {
+    if (!msg.match_elements<std::string>() || msg.get_as<std::string>(0) != "resume")
+      return false;
+    ctx.resume_reading();
+    return true;
+  }
+
+private:
+  std::shared_ptr<hold_state> st_;
+  bool paused_once_ = false;
+};
+
 /// Polls `pred` until it holds; the deadline is a safety net only.
 template <class P>
 bool wait_for(P pred, std::chrono::milliseconds deadline = 60s) {
@@ -242,4 +286,45 @@ TEST_CASE("a peer that never reads: pause_reading stops reading, and resumes whe
   CHECK(k.overflow_closes == 0);
   CHECK(k.bytes_in == total * line_len);
   CHECK(k.active == 1);
+}
+
+TEST_CASE("pause_reading from on_frames: the client's writes block, resume_reading reads on, in order") {
+  auto st = std::make_shared<hold_state>();
+  net::listener_options opts;
+  opts.idle_timeout = 100ms; // a held connection is not idle: the silence is ours
+  fixture f{opts, [st] { return std::make_unique<hold_protocol>(st); }};
+  raw_socket s;
+  REQUIRE(s.connect(f.port));
+  line_writer w;
+  // The protocol holds reading after its first batch: the client writes until the
+  // kernel buffers are full and its writes stay blocked. (A limit, far above those
+  // buffers, keeps a broken hold from writing forever.)
+  REQUIRE(w.write_until_stalled(s, 1'000'000, 500ms));
+  REQUIRE(wait_for([&] { return st->held.load(); }));
+  auto k = f.counters();
+  auto at_pause = st->frames_at_pause.load();
+  MESSAGE("client wrote " << w.written << " bytes before blocking; the server read " << k.bytes_in << " ("
+                          << at_pause << " lines) and held");
+  // Nothing was read after the pause (no read was in flight during on_frames): what
+  // came in is the lines delivered plus at most part of the next one.
+  CHECK(k.frames_in == at_pause);
+  CHECK(k.bytes_in < (at_pause + 1) * line_len);
+  CHECK(k.bytes_in <= 2 * opts.read_buffer);
+  CHECK(k.bytes_in < w.written);
+  CHECK(k.idle_closes == 0);
+  CHECK(k.active == 1);
+
+  // Resume: everything the client wrote, then 20000 more lines, arrives in order.
+  auto ep = warren::whereis(*f.sys, "held");
+  REQUIRE(ep);
+  caf::anon_send(ep, std::string{"resume"});
+  uint64_t total = w.next + 20000;
+  CHECK_FALSE(w.write_until_stalled(s, total, 10s)); // false: all written, no error
+  REQUIRE(w.complete() == total);
+  CHECK(wait_for([&] { return st->next.load() == total; }));
+  CHECK(st->next.load() == total);
+  CHECK_FALSE(st->out_of_order.load());
+  k = f.counters();
+  CHECK(k.bytes_in == total * line_len);
+  CHECK(k.frames_in == total);
 }

@@ -52,6 +52,73 @@ TEST_CASE("other actors push to the device through the endpoint actor") {
   CHECK(c.read_line() == "after");
 }
 
+namespace {
+
+/// Registers its endpoint as "replier". Requests (strings): "now" is answered at
+/// once through ctx.make_response_promise(); "ask" keeps its promise until the
+/// asynchronous message "answer" delivers "answered <a> <b>" (a: whether a second
+/// promise for "ask" was pending, b: whether one for "answer" was). A line from the
+/// device gets "outside <pending>" (a promise taken in on_frames).
+class promise_protocol : public net::protocol {
+public:
+  void on_connect(net::connection_context& ctx) override {
+    auto self = ctx.self();
+    warren::register_name(self->home_system(), "replier", self);
+  }
+  void on_frames(net::connection_context& ctx, std::span<const std::string_view> frames) override {
+    for (std::size_t i = 0; i < frames.size(); ++i)
+      ctx.send("outside " + std::to_string(ctx.make_response_promise().pending()));
+  }
+  bool on_message(net::connection_context& ctx, caf::message& msg) override {
+    if (!msg.match_elements<std::string>())
+      return false;
+    const auto& what = msg.get_as<std::string>(0);
+    if (what == "now") {
+      auto rp = ctx.make_response_promise();
+      rp.deliver(std::string{"now"});
+    } else if (what == "ask") {
+      rp_ = ctx.make_response_promise();
+      second_ = ctx.make_response_promise().pending();
+    } else if (what == "answer") {
+      bool async = ctx.make_response_promise().pending();
+      rp_.deliver("answered " + std::to_string(second_) + " " + std::to_string(async));
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+private:
+  caf::response_promise rp_;
+  bool second_ = false;
+};
+
+} // namespace
+
+TEST_CASE("make_response_promise: a protocol answers a request at once or later, once") {
+  fixture f{net::listener_options{}, [] { return std::make_unique<promise_protocol>(); }};
+  client c{f.port};
+  c.send("x\n");
+  CHECK(c.read_line() == "outside 0"); // not in on_message: no promise
+  auto ep = warren::whereis(*f.sys, "replier");
+  REQUIRE(ep);
+  caf::scoped_actor self{*f.sys};
+  auto ask = [&](auto&& handle) {
+    std::string got;
+    handle.receive([&](std::string& s) { got = std::move(s); },
+                   [&](caf::error& e) { got = "error: " + f.sys->render(e); });
+    return got;
+  };
+  CHECK(ask(self->request(ep, 10s, std::string{"now"})) == "now");
+  // The promise outlives on_message; the endpoint sent no reply of its own meanwhile
+  // (an empty one would not match the string handler).
+  auto later = self->request(ep, 10s, std::string{"ask"});
+  caf::anon_send(ep, std::string{"answer"});
+  CHECK(ask(later) == "answered 0 0");
+  // Unknown requests are still refused.
+  CHECK(ask(self->request(ep, 10s, std::string{"what"})).starts_with("error"));
+}
+
 TEST_CASE("overflow policy pause_reading: nothing lost, the connection lives") {
   net::listener_options opts;
   opts.high_watermark = 64 * 1024;

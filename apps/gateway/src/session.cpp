@@ -117,9 +117,13 @@ public:
     env_.metrics->messages_in.fetch_add(n, std::memory_order_relaxed);
     env_.metrics->batches_in.fetch_add(1, std::memory_order_relaxed);
     if (last - accepted_ > opts_.max_unaccepted && !holding_) {
+      // Backpressure: no more reads until the backend accepted down to half the bound
+      // (on_accepted); the device fills its TCP window meanwhile.
       holding_ = true;
+      ctx.pause_reading();
       env_.metrics->reads_held.fetch_add(1, std::memory_order_relaxed);
-      log().debug("session {}: {} device messages wait for the backend", conn_id_, last - accepted_);
+      log().debug("session {}: {} device messages wait for the backend; reading held", conn_id_,
+                  last - accepted_);
     }
   }
 
@@ -214,18 +218,13 @@ private:
     while (!pending_.empty() && pending_.front().first <= seq)
       pending_.pop_front();
     ctx.ack(seq + offset_); // codec frame: the device may forget these now
-    if (holding_ && stats_->seq_in.load(std::memory_order_relaxed) - accepted_ <= opts_.max_unaccepted / 2)
+    if (holding_ && stats_->seq_in.load(std::memory_order_relaxed) - accepted_ <= opts_.max_unaccepted / 2) {
       holding_ = false;
+      ctx.resume_reading();
+    }
   }
 
   // -- backend -> device -------------------------------------------------------------
-
-  caf::response_promise take_promise() {
-    auto* el = self_->current_mailbox_element();
-    if (el != nullptr && el->mid.is_request())
-      return self_->make_response_promise();
-    return {};
-  }
 
   bool send_out(net::connection_context& ctx, std::string_view payload) {
     if (!ctx.send(payload))
@@ -249,7 +248,7 @@ private:
   }
 
   void on_deliver(net::connection_context& ctx, backend::to_device_message& m) {
-    auto rp = take_promise();
+    auto rp = ctx.make_response_promise(); // invalid for a plain send: no reply then
     if (!m.to_device_seq) {
       bool ok = send_out(ctx, m.payload);
       reply(rp, ok);

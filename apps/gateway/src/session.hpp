@@ -36,7 +36,8 @@ struct session_options {
   /// Messages held behind a gap per session; past it the gap is skipped at once.
   std::size_t max_reorder = 1024;
   /// Device messages published but not yet accepted by the backend before the session
-  /// stops reading (see docs/gateway.md: needs the endpoint's read hold).
+  /// stops reading from its device (connection_context::pause_reading); it reads again
+  /// once no more than half of them wait. At most max_unaccepted + one read's batch wait.
   std::size_t max_unaccepted = 4096;
   /// While messages wait for acceptance, how often the session checks whether the
   /// producer restarted (and publishes them again to the new one).

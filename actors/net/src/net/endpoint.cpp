@@ -367,7 +367,9 @@ public:
       if (!proto_ || done_)
         return caf::make_error(caf::sec::unexpected_message);
       auto msg = x.move_content_to_message();
+      in_message_ = true; // a throw ends the actor: no need to reset it then
       bool handled = proto_->on_message(*this, msg);
+      in_message_ = false;
       after_callback();
       if (!handled)
         return caf::make_error(caf::sec::unexpected_message);
@@ -519,6 +521,18 @@ public:
   }
 
   uint64_t push_acked() const override { return push_acked_; }
+
+  void pause_reading() override { held_ = true; }
+
+  // The read starts in after_callback(), once the protocol's callback returned.
+  void resume_reading() override { held_ = false; }
+
+  caf::response_promise make_response_promise() override {
+    auto* el = current_mailbox_element();
+    if (!in_message_ || el == nullptr || !el->mid.is_request())
+      return {};
+    return caf::local_actor::make_response_promise(); // invalid if already taken
+  }
 
 private:
   template <class F>
@@ -715,7 +729,7 @@ private:
   void on_idle(uint64_t seen) {
     if (done_)
       return;
-    if (seen == activity_ && !writing_) {
+    if (seen == activity_ && !writing_ && !held_) { // held: the silence is ours
       bump(st_->c.idle_closes);
       finish(shutdown_with("idle_timeout"));
       return;
@@ -747,9 +761,10 @@ private:
   }
 
   /// Active-once: at most one read in flight, started only after the previous batch
-  /// was handled, so a flooding peer fills its TCP window, not our mailbox.
+  /// was handled, so a flooding peer fills its TCP window, not our mailbox. None while
+  /// the outbound queue (paused_) or the protocol (held_) holds reading.
   void read_more() {
-    if (reading_ || closing_ || done_ || paused_ || !proto_)
+    if (reading_ || closing_ || done_ || paused_ || held_ || !proto_)
       return;
     reading_ = true;
     auto size = st_->opts.read_buffer;
@@ -820,7 +835,9 @@ private:
   caf::error close_reason_;
   bool reading_ = false;
   bool writing_ = false;
-  bool paused_ = false;
+  bool paused_ = false;     // outbound queue over high_watermark (overflow_policy::pause_reading)
+  bool held_ = false;       // the protocol's pause_reading()
+  bool in_message_ = false; // inside protocol::on_message
   bool closing_ = false;
   bool done_ = false;
 };

@@ -5,6 +5,7 @@
 #include <caf/actor.hpp>
 #include <caf/error.hpp>
 #include <caf/message.hpp>
+#include <caf/response_promise.hpp>
 #include <caf/timespan.hpp>
 
 #include <cstdint>
@@ -72,6 +73,25 @@ public:
   /// codec frame: the highest to-device seq (PUSH id) the device acknowledged with a
   /// PUSH_ACK (cumulative). codec line: 0.
   virtual uint64_t push_acked() const { return 0; }
+
+  /// Read hold, driven by the protocol (e.g. while too many device messages wait for
+  /// a backend): no new read is started until resume_reading(). Active-once, so at
+  /// most the one read in flight completes and is delivered to on_frames; after that
+  /// the peer fills its TCP window. Idempotent, not counted: one resume_reading() ends
+  /// any number of pause_reading() calls. Independent from the outbound-overflow pause
+  /// (overflow_policy::pause_reading): reading resumes only when neither holds it,
+  /// when the current callback returns. While held, idle_timeout does not close the
+  /// connection (the silence is ours). Closing works as usual. The defaults do nothing.
+  virtual void pause_reading() {}
+  virtual void resume_reading() {}
+
+  /// During on_message only, for a request (`request(ctx.self(), ...)`): a promise for
+  /// its response, to deliver now or later (from another callback or actor); the
+  /// endpoint then sends no reply of its own, so on_message should return true.
+  /// Otherwise (an asynchronous message, outside on_message, a second call for the
+  /// same request, the default implementation) an invalid promise: `pending()` is
+  /// false.
+  virtual caf::response_promise make_response_promise() { return {}; }
 };
 
 class protocol {
@@ -89,7 +109,8 @@ public:
   virtual void on_timer(connection_context&, uint64_t) {}
   /// Any other message sent to the endpoint actor (ctx.self()), e.g. a command for
   /// the device from another actor. Return false if not understood: the message is
-  /// dropped (a request gets unexpected_message).
+  /// dropped (a request gets unexpected_message). A request that returns true gets an
+  /// empty reply at once, unless the protocol took ctx.make_response_promise().
   virtual bool on_message(connection_context&, caf::message&) { return false; }
   /// Last call, whatever ended the connection (not called if on_connect never was).
   virtual void on_close(const caf::error&) {}
