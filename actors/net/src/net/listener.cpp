@@ -14,6 +14,7 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 namespace warren::net {
@@ -342,16 +343,25 @@ namespace listener {
 
 namespace {
 
+/// How long a blocking control call waits for the ctl beyond the work it asked for:
+/// a safety net, so that a lost answer is an error (request_timeout), never a hang.
+constexpr auto ctl_grace = std::chrono::seconds(30);
+
 template <class T, class... Ts>
-caf::expected<T> ask(caf::actor_system& sys, const std::string& id, Ts... xs) {
+caf::expected<T> ask_within(caf::actor_system& sys, const std::string& id, caf::timespan timeout, Ts... xs) {
   auto ctl = whereis(sys, listener_name(id));
   if (!ctl)
     return make_error(sup_errc::noproc, "no listener " + id);
   caf::scoped_actor self{sys};
   caf::expected<T> result{caf::error{}};
-  self->request(ctl, caf::infinite, xs...)
+  self->request(ctl, timeout, xs...)
       .receive([&](T& x) { result = std::move(x); }, [&](caf::error& err) { result = std::move(err); });
   return result;
+}
+
+template <class T, class... Ts>
+caf::expected<T> ask(caf::actor_system& sys, const std::string& id, Ts... xs) {
+  return ask_within<T>(sys, id, ctl_grace, xs...);
 }
 
 } // namespace
@@ -375,7 +385,7 @@ caf::error resume(caf::actor_system& sys, const std::string& id) {
 }
 
 caf::expected<uint64_t> drain(caf::actor_system& sys, const std::string& id, caf::timespan deadline) {
-  return ask<uint64_t>(sys, id, drain_atom::value, deadline);
+  return ask_within<uint64_t>(sys, id, deadline + ctl_grace, drain_atom::value, deadline);
 }
 
 caf::error set_max_connections(caf::actor_system& sys, const std::string& id, std::size_t n) {
