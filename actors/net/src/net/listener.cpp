@@ -385,7 +385,9 @@ caf::error resume(caf::actor_system& sys, const std::string& id) {
 }
 
 caf::expected<uint64_t> drain(caf::actor_system& sys, const std::string& id, caf::timespan deadline) {
-  return ask_within<uint64_t>(sys, id, deadline + ctl_grace, drain_atom::value, deadline);
+  // Clamped so that a "forever" deadline (timespan::max) cannot overflow the sum.
+  auto wait = std::min(deadline, caf::timespan{std::chrono::hours(24 * 365)}) + ctl_grace;
+  return ask_within<uint64_t>(sys, id, wait, drain_atom::value, deadline);
 }
 
 caf::error set_max_connections(caf::actor_system& sys, const std::string& id, std::size_t n) {
