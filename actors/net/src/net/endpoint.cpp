@@ -8,21 +8,21 @@
 #include <warren/net/codec/line.hpp>
 
 #include <asio/post.hpp>
-#include <asio/read.hpp>
-#include <asio/ssl/error.hpp>
-#include <asio/ssl/stream.hpp>
+#include <asio/ssl/context.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/write.hpp>
 #include <caf/all.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <limits>
 #include <list>
 #include <optional>
 #include <string_view>
+#include <system_error>
+#include <vector>
 
 namespace warren::net::detail {
 
@@ -78,17 +78,12 @@ bool peer_gone(const asio::error_code& ec) {
          ec == asio::error::connection_aborted;
 }
 
-/// Classifies a failed server handshake by the OpenSSL reason Asio put in the error
-/// code (the first error of the thread's queue, ERR_get_error()).
-hs_failure classify_handshake_error(const asio::error_code& ec) {
-  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || peer_gone(ec))
-    return hs_failure::peer_closed;
-  if (ec.category() != asio::error::get_ssl_category())
+/// Classifies a failed server handshake by the OpenSSL error: `code` is the first
+/// error of the thread's queue (ERR_get_error()), 0 if there was none.
+hs_failure classify_handshake_error(unsigned long code) {
+  if (code == 0 || ERR_GET_LIB(code) != ERR_LIB_SSL)
     return hs_failure::other;
-  auto e = static_cast<unsigned long>(static_cast<unsigned int>(ec.value()));
-  if (ERR_GET_LIB(e) != ERR_LIB_SSL)
-    return hs_failure::other;
-  switch (ERR_GET_REASON(e)) {
+  switch (ERR_GET_REASON(code)) {
     case SSL_R_HTTP_REQUEST:         // "GET ", "POST ", ...: plain HTTP
     case SSL_R_HTTPS_PROXY_REQUEST:  // "CONNECT "
     case SSL_R_WRONG_VERSION_NUMBER: // record header of something else
@@ -115,23 +110,100 @@ hs_failure classify_handshake_error(const asio::error_code& ec) {
   }
 }
 
+bool peer_gone_errno(int sys) {
+  return sys == ECONNRESET || sys == EPIPE || sys == ECONNABORTED;
+}
+
+/// The errno of an SSL_ERROR_SYSCALL: `sys` as read after the call, else the one
+/// OpenSSL may have queued as an ERR_LIB_SYS error.
+int syscall_errno(int sys, unsigned long code) {
+  if (sys == 0 && code != 0 && ERR_GET_LIB(code) == ERR_LIB_SYS)
+    return ERR_GET_REASON(code);
+  return sys;
+}
+
+std::string ssl_error_text(unsigned long code) {
+  if (const char* r = ERR_reason_error_string(code))
+    return r;
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof buf);
+  return buf;
+}
+
+std::string errno_text(int sys) {
+  return std::error_code(sys, std::system_category()).message();
+}
+
+/// What one non-blocking read or write attempt on the connection ended with.
+enum class io_status : uint8_t {
+  ok,         // bytes moved
+  want_read,  // retry once the socket is readable
+  want_write, // retry once the socket is writable
+  eof,        // the peer is done sending (close_notify, FIN, or TLS truncation)
+  error,      // see io_error
+};
+
+struct io_error {
+  bool gone = false; // reset or broken pipe: the peer went away
+  std::string what;
+};
+
+/// Scratch space for reads, one per io loop thread: a connection holds no read
+/// buffer of its own between reads (idle connections are most of a gateway's), the
+/// bytes read are copied out into a string of their size.
+char* read_scratch(std::size_t size) {
+  thread_local std::vector<char> buf;
+  if (buf.size() < size)
+    buf.resize(size);
+  return buf.data();
+}
+
 /// The socket side of a connection. Lives on the socket's loop: every member is
 /// touched only by handlers posted there. The actor talks to it by posting, and it
 /// answers with messages to the actor (a weak reference: no cycle, and nothing is
 /// delivered once the actor is gone).
+///
+/// TLS is OpenSSL directly on the non-blocking fd (SSL_set_fd), driven by Asio
+/// readiness waits: every operation is tried at once and waits for readiness only
+/// when OpenSSL asks for it (WANT_READ / WANT_WRITE, either one from either
+/// direction: a read may have to write a KeyUpdate answer). No BIO pair, no copy of
+/// the ciphertext, and OpenSSL's own buffers are released while idle
+/// (SSL_MODE_RELEASE_BUFFERS).
 struct conn_io : std::enable_shared_from_this<conn_io> {
   asio::ip::tcp::socket sock;
-  std::optional<asio::ssl::stream<asio::ip::tcp::socket>> tls;
+  SSL* ssl = nullptr;
+  bool is_tls = false;
   caf::weak_actor_ptr owner;
-  std::string rbuf;
+  std::string rbuf; // the actor's spare read string, filled from read_scratch()
+  std::size_t rsize = 0;
   std::string wbuf;
+  std::size_t woff = 0; // bytes of wbuf written
 
-  conn_io(asio::ip::tcp::socket&& s, asio::ssl::context* ctx) : sock(std::move(s)) {
-    if (ctx != nullptr)
-      tls.emplace(std::move(sock), *ctx);
+  conn_io(asio::ip::tcp::socket&& s, asio::ssl::context* ctx) : sock(std::move(s)), is_tls(ctx != nullptr) {
+    asio::error_code ec;
+    sock.non_blocking(true, ec);
+    if (!is_tls || ec)
+      return;
+    ssl = SSL_new(ctx->native_handle());
+    if (ssl == nullptr)
+      return;
+    if (SSL_set_fd(ssl, static_cast<int>(sock.native_handle())) != 1) {
+      SSL_free(ssl);
+      ssl = nullptr;
+      return;
+    }
+    SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                          SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_set_accept_state(ssl);
   }
 
-  asio::ip::tcp::socket& lowest() { return tls ? tls->next_layer() : sock; }
+  conn_io(const conn_io&) = delete;
+  conn_io& operator=(const conn_io&) = delete;
+
+  ~conn_io() {
+    if (ssl != nullptr)
+      SSL_free(ssl); // no close_notify: the loop went away under us
+  }
 
   template <class... Ts>
   void tell(Ts&&... xs) {
@@ -143,85 +215,326 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
 
   std::string peer() {
     asio::error_code ec;
-    auto ep = lowest().remote_endpoint(ec);
+    auto ep = sock.remote_endpoint(ec);
     if (ec)
       return "?";
     return ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
-  void start() {
-    if (!tls) {
-      tell(hs_ok_atom::value, peer(), std::string{}, std::string{});
-      return;
-    }
+  /// Calls `f(ec)` once the socket is ready for `st` (want_read or want_write),
+  /// unless the socket was closed meanwhile (then nothing is touched: the SSL is gone).
+  template <class F>
+  void await(io_status st, F f) {
     auto self = shared_from_this();
-    tls->async_handshake(asio::ssl::stream_base::server, [self](const asio::error_code& ec) {
-      if (ec == asio::error::operation_aborted)
-        return;
-      if (ec) {
-        self->tell(hs_fail_atom::value, static_cast<int>(classify_handshake_error(ec)), ec.message(),
-                   self->peer());
-        return;
-      }
-      SSL* ssl = self->tls->native_handle();
-      self->tell(hs_ok_atom::value, self->peer(), std::string{SSL_get_version(ssl)}, verified_subject(ssl));
+    auto w = st == io_status::want_write ? asio::socket_base::wait_write : asio::socket_base::wait_read;
+    sock.async_wait(w, [self, f = std::move(f)](const asio::error_code& ec) mutable {
+      if (!self->finished)
+        f(ec);
     });
   }
 
-  template <class F>
-  void with_stream(F&& f) {
-    if (tls)
-      f(*tls);
-    else
-      f(sock);
+  // -- handshake ------------------------------------------------------------------
+
+  void start() {
+    if (!is_tls) {
+      tell(hs_ok_atom::value, peer(), std::string{}, std::string{});
+      return;
+    }
+    if (ssl == nullptr) {
+      tell(hs_fail_atom::value, static_cast<int>(hs_failure::other), std::string{"SSL_new failed"}, peer());
+      return;
+    }
+    handshake();
   }
 
+  void handshake() {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl);
+    if (r == 1) {
+      tell(hs_ok_atom::value, peer(), std::string{SSL_get_version(ssl)}, verified_subject(ssl));
+      return;
+    }
+    int sys = errno;
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      await(e == SSL_ERROR_WANT_READ ? io_status::want_read : io_status::want_write,
+            [this](const asio::error_code& ec) {
+              if (!ec)
+                handshake();
+              else if (ec != asio::error::operation_aborted)
+                tell(hs_fail_atom::value, static_cast<int>(hs_failure::other), ec.message(), peer());
+            });
+      return;
+    }
+    unsigned long code = ERR_get_error();
+    ERR_clear_error();
+    if (e == SSL_ERROR_SYSCALL)
+      sys = syscall_errno(sys, code);
+    hs_failure why = hs_failure::other;
+    std::string what;
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && code == 0 && (r == 0 || sys == 0))) {
+      why = hs_failure::peer_closed; // EOF in the middle of the handshake
+      what = "end of file";
+    } else if (e == SSL_ERROR_SYSCALL && peer_gone_errno(sys)) {
+      why = hs_failure::peer_closed; // reset
+      what = errno_text(sys);
+    } else if (code != 0) {
+      why = classify_handshake_error(code);
+      what = ssl_error_text(code);
+    } else if (e == SSL_ERROR_SYSCALL) {
+      what = errno_text(sys);
+    } else {
+      what = "SSL error " + std::to_string(e);
+    }
+    tell(hs_fail_atom::value, static_cast<int>(why), std::move(what), peer());
+  }
+
+  // -- one attempt each -------------------------------------------------------------
+
+  /// The end of a read or write attempt that moved nothing (TLS).
+  io_status tls_failure(int r, int sys, bool reading_side, io_error& err) {
+    int e = SSL_get_error(ssl, r);
+    unsigned long code = ERR_get_error();
+    ERR_clear_error();
+    switch (e) {
+      case SSL_ERROR_WANT_READ:
+        return io_status::want_read;
+      case SSL_ERROR_WANT_WRITE:
+        return io_status::want_write;
+      case SSL_ERROR_ZERO_RETURN:
+        if (reading_side)
+          return io_status::eof; // close_notify
+        err = {true, "peer closed the TLS session"};
+        return io_status::error;
+      case SSL_ERROR_SYSCALL:
+        sys = syscall_errno(sys, code);
+        if (code == 0 && (r == 0 || sys == 0)) {
+          if (reading_side)
+            return io_status::eof; // EOF without close_notify: truncation, read as EOF
+          err = {true, "end of file"};
+          return io_status::error;
+        }
+        if (sys == 0) {
+          err = {false, ssl_error_text(code)};
+          return io_status::error;
+        }
+        err = {peer_gone_errno(sys), errno_text(sys)};
+        return io_status::error;
+      case SSL_ERROR_SSL:
+        if (reading_side && ERR_GET_LIB(code) == ERR_LIB_SSL &&
+            ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+          return io_status::eof; // truncation (OpenSSL 3 reports it this way)
+        err = {false, ssl_error_text(code)};
+        return io_status::error;
+      default:
+        err = {false, "SSL error " + std::to_string(e)};
+        return io_status::error;
+    }
+  }
+
+  /// Reads up to `n` bytes into `p`: the count, or 0 and why not in `st`.
+  std::size_t recv_some(char* p, std::size_t n, io_status& st, io_error& err) {
+    if (ssl != nullptr) {
+      ERR_clear_error();
+      errno = 0;
+      int r = SSL_read(ssl, p, static_cast<int>(std::min<std::size_t>(n, 1u << 30)));
+      if (r > 0) {
+        st = io_status::ok;
+        return static_cast<std::size_t>(r);
+      }
+      int sys = errno;
+      st = tls_failure(r, sys, true, err);
+      return 0;
+    }
+    asio::error_code ec;
+    std::size_t got = sock.read_some(asio::buffer(p, n), ec);
+    if (!ec) {
+      st = io_status::ok;
+      return got;
+    }
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      st = io_status::want_read;
+    } else if (ec == asio::error::eof) {
+      st = io_status::eof;
+    } else {
+      st = io_status::error;
+      err = {peer_gone(ec), ec.message()};
+    }
+    return 0;
+  }
+
+  /// Writes up to `n` bytes from `p`: the count, or 0 and why not in `st`.
+  std::size_t send_some(const char* p, std::size_t n, io_status& st, io_error& err) {
+    if (ssl != nullptr) {
+      ERR_clear_error();
+      errno = 0;
+      int r = SSL_write(ssl, p, static_cast<int>(std::min<std::size_t>(n, 1u << 30)));
+      if (r > 0) {
+        st = io_status::ok;
+        return static_cast<std::size_t>(r);
+      }
+      int sys = errno;
+      st = tls_failure(r, sys, false, err);
+      return 0;
+    }
+    asio::error_code ec;
+    std::size_t put = sock.write_some(asio::buffer(p, n), ec); // send(MSG_NOSIGNAL)
+    if (!ec) {
+      st = io_status::ok;
+      return put;
+    }
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      st = io_status::want_write;
+    } else {
+      st = io_status::error;
+      err = {peer_gone(ec), ec.message()};
+    }
+    return 0;
+  }
+
+  // -- reading ------------------------------------------------------------------------
+
+  /// One read for the actor: a batch of up to `size` bytes. Tried at once unless the
+  /// last batch ended because the socket was drained; otherwise first waits for
+  /// readability, holding no buffer meanwhile.
   void read(std::string buf, std::size_t size) {
     if (closed)
       return;
     rbuf = std::move(buf);
-    rbuf.resize(size);
+    rsize = std::max<std::size_t>(size, 1);
     reading = true;
-    auto self = shared_from_this();
-    with_stream([&](auto& s) {
-      s.async_read_some(asio::buffer(rbuf), [self](const asio::error_code& ec, std::size_t n) {
-        self->reading = false;
-        if (self->shutting) {
-          self->step(); // closing: what came in is dropped
-        } else if (!ec) {
-          self->rbuf.resize(n);
-          self->tell(data_atom::value, std::move(self->rbuf));
-        } else if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
-          self->tell(eof_atom::value);
-        } else if (ec != asio::error::operation_aborted) {
-          self->tell(sock_err_atom::value, peer_gone(ec), ec.message());
-        }
-      });
+    if (end_status != io_status::ok) {
+      // The previous batch ran into the end of the stream after its data.
+      reading = false;
+      if (end_status == io_status::eof)
+        tell(eof_atom::value);
+      else
+        tell(sock_err_atom::value, end_error.gone, end_error.what);
+      return;
+    }
+    if (drained)
+      wait_readable(io_status::want_read);
+    else
+      do_read();
+  }
+
+  void do_read() {
+    char* p = read_scratch(rsize);
+    std::size_t got = 0;
+    io_status st = io_status::ok;
+    io_error err;
+    // One batch: TLS hands out one record per SSL_read, so read on while there is more.
+    while (got < rsize) {
+      std::size_t n = recv_some(p + got, rsize - got, st, err);
+      if (n == 0)
+        break;
+      got += n;
+    }
+    drained = st == io_status::want_read;
+    if (got > 0) {
+      if (st == io_status::eof || st == io_status::error) {
+        end_status = st; // told at the next read, after this data was handled
+        end_error = std::move(err);
+      }
+      reading = false;
+      rbuf.assign(p, got);
+      tell(data_atom::value, std::move(rbuf));
+      return;
+    }
+    switch (st) {
+      case io_status::want_read:
+      case io_status::want_write:
+        wait_readable(st);
+        return;
+      case io_status::eof:
+        reading = false;
+        tell(eof_atom::value);
+        return;
+      case io_status::error:
+      case io_status::ok:
+        reading = false;
+        tell(sock_err_atom::value, err.gone, std::move(err.what));
+        return;
+    }
+  }
+
+  /// Waits until the read can go on (`st`: readable, or writable when TLS must
+  /// write first). A large spare buffer is given back meanwhile.
+  void wait_readable(io_status st) {
+    if (rbuf.capacity() > 256)
+      std::string{}.swap(rbuf);
+    await(st, [this](const asio::error_code& ec) {
+      if (shutting) {
+        reading = false;
+        step(); // closing: nothing more is read
+      } else if (!ec) {
+        drained = false;
+        do_read();
+      } else {
+        reading = false;
+        if (ec != asio::error::operation_aborted)
+          tell(sock_err_atom::value, peer_gone(ec), ec.message());
+      }
     });
   }
+
+  // -- writing ------------------------------------------------------------------------
 
   void write(std::string data) {
     if (closed)
       return;
     wbuf = std::move(data);
+    woff = 0;
     writing = true;
-    auto self = shared_from_this();
-    with_stream([&](auto& s) {
-      asio::async_write(s, asio::buffer(wbuf), [self](const asio::error_code& ec, std::size_t n) {
-        self->writing = false;
-        if (self->shutting) {
-          if (ec)
-            self->finish_close();
-          else
-            self->step();
-        } else if (!ec) {
-          self->wbuf.clear(); // handed back for reuse
-          self->tell(wrote_atom::value, n, std::move(self->wbuf));
-        } else if (ec != asio::error::operation_aborted) {
-          self->tell(sock_err_atom::value, peer_gone(ec), ec.message());
+    do_write();
+  }
+
+  /// Writes the rest of wbuf, at once as far as the socket takes it.
+  void do_write() {
+    io_status st = io_status::ok;
+    io_error err;
+    while (woff < wbuf.size()) {
+      std::size_t n = send_some(wbuf.data() + woff, wbuf.size() - woff, st, err);
+      if (n == 0)
+        break;
+      woff += n;
+    }
+    if (woff == wbuf.size()) {
+      write_done();
+      return;
+    }
+    if (st == io_status::want_read || st == io_status::want_write) {
+      await(st, [this](const asio::error_code& ec) {
+        if (!ec) {
+          do_write();
+          return;
         }
+        writing = false;
+        if (shutting)
+          finish_close();
+        else if (ec != asio::error::operation_aborted)
+          tell(sock_err_atom::value, peer_gone(ec), ec.message());
       });
-    });
+      return;
+    }
+    writing = false;
+    if (shutting)
+      finish_close();
+    else
+      tell(sock_err_atom::value, err.gone, std::move(err.what));
+  }
+
+  void write_done() {
+    writing = false;
+    if (shutting) {
+      step();
+      return;
+    }
+    std::size_t n = wbuf.size();
+    wbuf.clear(); // handed back for reuse, unless large (an idle connection keeps it)
+    if (wbuf.capacity() > 65536)
+      std::string{}.swap(wbuf);
+    tell(wrote_atom::value, n, std::move(wbuf));
   }
 
   /// Runs a timer on the loop and tells the actor when it fires. Timers live here,
@@ -232,7 +545,7 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   void after(caf::timespan delay, Ts... xs) {
     if (closed)
       return;
-    auto it = timers.emplace(timers.end(), lowest().get_executor());
+    auto it = timers.emplace(timers.end(), sock.get_executor());
     it->expires_after(delay);
     auto self = shared_from_this();
     it->async_wait([self, it, xs...](const asio::error_code& ec) {
@@ -241,6 +554,8 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
         self->tell(xs...);
     });
   }
+
+  // -- closing ------------------------------------------------------------------------
 
   /// Abortive close: no close_notify, queued output is lost (kill, errors, timeouts).
   void close() {
@@ -265,7 +580,7 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
       t.cancel();
     tail = std::move(rest);
     auto self = shared_from_this();
-    bound_timer.emplace(lowest().get_executor());
+    bound_timer.emplace(sock.get_executor());
     bound_timer->expires_after(bound);
     bound_timer->async_wait([self](const asio::error_code& ec) {
       if (!ec)
@@ -281,39 +596,82 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
     if (writing)
       return; // a record is on its way; never cut it (the TLS stream would be corrupt)
     if (reading) {
-      // Nothing more is read: cancel the pending read (no write is pending, so only
-      // the read is cancelled); its handler steps on.
+      // Nothing more is read: cancel the pending wait (no write is pending, so only
+      // the read's is cancelled); its handler steps on.
       if (!read_cancelled) {
         read_cancelled = true;
         asio::error_code ec;
-        lowest().cancel(ec);
+        sock.cancel(ec);
       }
       return;
     }
-    auto self = shared_from_this();
     if (!tail.empty()) {
       wbuf = std::move(tail);
       tail.clear();
+      woff = 0;
       writing = true;
-      with_stream([&](auto& s) {
-        asio::async_write(s, asio::buffer(wbuf), [self](const asio::error_code& ec, std::size_t) {
-          self->writing = false;
-          if (ec)
-            self->finish_close();
-          else
-            self->step();
-        });
-      });
+      do_write();
       return;
     }
-    if (tls && !tls_shutdown_started) {
+    if (ssl != nullptr && !tls_shutdown_started) {
       tls_shutdown_started = true;
-      tls->async_shutdown([self](const asio::error_code&) { self->finish_close(); });
+      tls_shutdown();
       return;
     }
     finish_close();
   }
 
+  /// Sends close_notify (retried until written), then waits for the peer's.
+  void tls_shutdown() {
+    ERR_clear_error();
+    int r = SSL_shutdown(ssl);
+    if (r == 1) {
+      finish_close(); // the peer's close_notify had come already
+      return;
+    }
+    if (r == 0) {
+      await_close_notify();
+      return;
+    }
+    int e = SSL_get_error(ssl, r);
+    ERR_clear_error();
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+      finish_close();
+      return;
+    }
+    await(e == SSL_ERROR_WANT_READ ? io_status::want_read : io_status::want_write,
+          [this](const asio::error_code& ec) {
+            if (ec)
+              finish_close();
+            else
+              tls_shutdown();
+          });
+  }
+
+  /// Ours is sent: reads (and drops) until the peer's close_notify, its EOF or an error.
+  void await_close_notify() {
+    char* p = read_scratch(4096);
+    io_status st = io_status::ok;
+    io_error err;
+    // A peer still sending is read for a while, then the loop gets a turn.
+    for (int i = 0; i < 64; ++i) {
+      if (recv_some(p, 4096, st, err) == 0)
+        break;
+    }
+    if (st == io_status::ok || st == io_status::want_read || st == io_status::want_write) {
+      await(st == io_status::want_write ? st : io_status::want_read, [this](const asio::error_code& ec) {
+        if (ec)
+          finish_close();
+        else
+          await_close_notify();
+      });
+      return;
+    }
+    finish_close();
+  }
+
+  /// Closes the socket and frees the SSL; every handler still pending finds
+  /// `finished` and touches nothing.
   void finish_close() {
     if (finished)
       return;
@@ -321,20 +679,30 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
     if (bound_timer)
       bound_timer->cancel();
     asio::error_code ec;
-    lowest().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    lowest().close(ec);
+    sock.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    sock.close(ec);
+    if (ssl != nullptr) {
+      SSL_free(ssl);
+      ssl = nullptr;
+    }
+    std::string{}.swap(rbuf);
+    std::string{}.swap(wbuf);
+    std::string{}.swap(tail);
   }
 
   std::list<asio::steady_timer> timers;
   std::optional<asio::steady_timer> bound_timer; // graceful close deadline
   std::string tail;                              // graceful close: output still to write
+  io_error end_error;                            // with end_status
+  io_status end_status = io_status::ok;          // eof/error met after a batch's data
+  bool drained = false;                          // the last read found the socket empty: wait before the next
   bool reading = false;
   bool writing = false;
   bool closed = false;   // close() or shutdown() began: the actor hears nothing more
   bool shutting = false; // graceful close in progress
   bool read_cancelled = false;
   bool tls_shutdown_started = false;
-  bool finished = false; // socket closed
+  bool finished = false; // socket closed, SSL freed
 };
 
 class endpoint_actor : public caf::event_based_actor, public connection_context {
@@ -538,7 +906,7 @@ private:
   template <class F>
   void post(F f) {
     auto io = io_;
-    asio::post(io->lowest().get_executor(), [io, f = std::move(f)]() mutable { f(*io); });
+    asio::post(io->sock.get_executor(), [io, f = std::move(f)]() mutable { f(*io); });
   }
 
   template <class... Ts>

@@ -2,6 +2,9 @@
 
 #include <warren/log.hpp>
 
+#include <pthread.h>
+#include <signal.h>
+
 namespace warren::net {
 
 namespace {
@@ -30,6 +33,14 @@ io_pool::io_pool(std::size_t threads) {
         std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(l->ctx->get_executor());
     auto* ctx = l->ctx.get();
     l->thread = std::thread([ctx] {
+      // TLS writes go through OpenSSL's socket BIO, i.e. write(2), not send() with
+      // MSG_NOSIGNAL: a peer that reset the connection would raise SIGPIPE and kill
+      // the process. Blocked here, the write fails with EPIPE instead (a socket
+      // error, as for plain TCP). Sockets are only touched on these threads.
+      sigset_t pipe;
+      sigemptyset(&pipe);
+      sigaddset(&pipe, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
       for (;;) {
         try {
           ctx->run();

@@ -10,8 +10,10 @@ std::shared_ptr<asio::ssl::context> make_server_context(const tls_options& opts)
   SSL_CTX* c = ctx->native_handle();
   SSL_CTX_set_min_proto_version(c, opts.min_version == tls_version::tls13 ? TLS1_3_VERSION : TLS1_2_VERSION);
   // Idle connections give their read/write buffers back: at 100k devices that is
-  // most of the memory TLS would otherwise hold.
-  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+  // most of the memory TLS would otherwise hold. The endpoint writes on a
+  // non-blocking fd: partial writes, and a retry may pass the buffer at a new address.
+  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                          SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (!opts.session_tickets) {
     SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
