@@ -103,6 +103,8 @@ int main(int argc, char** argv) {
     t.key_file = args[2];
     opts.tls = t;
   }
+  if (const char* ai = std::getenv("WARREN_ACK_INTERVAL_US"); ai != nullptr && *ai != '\0')
+    opts.ack_interval = std::chrono::microseconds(std::strtoll(ai, nullptr, 10));
   auto factory = net::echo_factory();
   if (auto us = env_size("WARREN_ECHO_DELAY_US"); us > 0)
     factory = [us] { return std::make_unique<slow_echo>(std::chrono::microseconds(us)); };

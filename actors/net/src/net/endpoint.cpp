@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <limits>
@@ -178,9 +179,17 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   std::size_t rsize = 0;
   std::string wbuf;
   std::size_t woff = 0; // bytes of wbuf written
+  // codec frame, the ACK fallback timer (see endpoint_actor::schedule_ack). Set by the
+  // actor, read by the loop when the timer fires: a pending ACK that went out with a
+  // later write meanwhile costs the timer nothing but its own wake-up.
+  std::atomic<bool> ack_wanted{false};
+  std::atomic<bool> ack_timer_armed{false};
 
-  conn_io(asio::ip::tcp::socket&& s, asio::ssl::context* ctx) : sock(std::move(s)), is_tls(ctx != nullptr) {
+  conn_io(asio::ip::tcp::socket&& s, asio::ssl::context* ctx, bool no_delay)
+    : sock(std::move(s)), is_tls(ctx != nullptr) {
     asio::error_code ec;
+    if (no_delay)
+      sock.set_option(asio::ip::tcp::no_delay(true), ec); // best effort: a failure costs latency only
     sock.non_blocking(true, ec);
     if (!is_tls || ec)
       return;
@@ -555,6 +564,23 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
     });
   }
 
+  /// The ACK fallback timer: tells the actor only if an ACK is still wanted then.
+  void arm_ack_timer(caf::timespan delay) {
+    if (closed) {
+      ack_timer_armed.store(false);
+      return;
+    }
+    auto it = timers.emplace(timers.end(), sock.get_executor());
+    it->expires_after(delay);
+    auto self = shared_from_this();
+    it->async_wait([self, it](const asio::error_code& ec) {
+      self->timers.erase(it);
+      self->ack_timer_armed.store(false);
+      if (!ec && self->ack_wanted.exchange(false))
+        self->tell(ack_timer_atom::value);
+    });
+  }
+
   // -- closing ------------------------------------------------------------------------
 
   /// Abortive close: no close_notify, queued output is lost (kill, errors, timeouts).
@@ -712,7 +738,7 @@ public:
       frames_(st_->opts.max_frame) {
     info_.id = st_->next_conn_id.fetch_add(1, std::memory_order_relaxed);
     info_.tls = st_->tls != nullptr;
-    io_ = std::make_shared<conn_io>(std::move(*sock), st_->tls.get());
+    io_ = std::make_shared<conn_io>(std::move(*sock), st_->tls.get(), st_->opts.no_delay);
     io_->owner = caf::actor_cast<caf::weak_actor_ptr>(this);
   }
 
@@ -785,11 +811,9 @@ public:
           after_callback();
         },
         [this](ack_timer_atom) {
-          ack_timer_armed_ = false;
           if (done_)
             return;
-          if (tracker_.pending())
-            send_ack(out_);
+          schedule_ack(); // sends it, or waits again if a later ACK went out meanwhile
           after_callback();
         },
         [this](linger_atom) { finish(close_reason_); }, // the peer does not read: abortive
@@ -1055,10 +1079,14 @@ private:
       ack(frames_in_);
   }
 
-  /// Sends the pending ACK now, or arms the ack timer: at most one ACK per
-  /// ack_interval, the first after a quiet interval at once.
+  /// Sends the pending ACK now if the last one is at least ack_interval old: it goes
+  /// out with the write this callback flushes anyway (the echo, a PUSH). Otherwise the
+  /// ACK waits for a later batch past the interval, and a fallback timer on the loop
+  /// (interval left + half an interval) sends it if none comes: a streaming device
+  /// gets its ACKs inside the replies, with no timer message or write of their own;
+  /// a device that went quiet gets its last ACK at most 1.5 intervals late.
   void schedule_ack() {
-    if (!tracker_.pending() || ack_timer_armed_ || done_)
+    if (!tracker_.pending() || done_)
       return;
     auto iv = st_->opts.ack_interval;
     auto now = std::chrono::steady_clock::now();
@@ -1067,11 +1095,16 @@ private:
       send_ack(out_);
       return;
     }
-    ack_timer_armed_ = true;
-    timer(iv - since, ack_timer_atom::value);
+    io_->ack_wanted.store(true, std::memory_order_relaxed);
+    if (!io_->ack_timer_armed.exchange(true)) {
+      auto delay = iv - since + iv / 2;
+      post([delay](conn_io& io) { io.arm_ack_timer(delay); });
+    }
   }
 
   void send_ack(std::string& out) {
+    if (io_)
+      io_->ack_wanted.store(false, std::memory_order_relaxed);
     if (tracker_.write_ack(out)) {
       last_ack_ = std::chrono::steady_clock::now();
       bump(st_->c.acks_out);
@@ -1199,7 +1232,6 @@ private:
   uint64_t acked_seq_ = 0;
   uint64_t push_acked_ = 0;
   std::optional<std::chrono::steady_clock::time_point> last_ack_; // none sent yet
-  bool ack_timer_armed_ = false;
   caf::error close_reason_;
   bool reading_ = false;
   bool writing_ = false;

@@ -38,7 +38,9 @@ struct listener_options {
   codec_kind codec = codec_kind::line; ///< see protocol.hpp
   std::size_t max_frame = 65536;       ///< payload bytes (line: bytes before LF)
   /// codec frame: at most one ACK per connection per interval while acks are pending
-  /// (the first one after a quiet interval goes at once). 0: one ACK per ack() call.
+  /// (the first one after a quiet interval goes at once). Later ones ride along with
+  /// the next write past the interval, or a fallback timer sends them at most 1.5
+  /// intervals after the previous ACK. 0: one ACK per ack() call.
   caf::timespan ack_interval = std::chrono::milliseconds(5);
   /// codec frame: acknowledge every DATA frame as soon as on_frames returns (echo);
   /// false: the protocol calls connection_context::ack() once the backend accepted.
@@ -53,6 +55,9 @@ struct listener_options {
   overflow_policy on_overflow = overflow_policy::close;
   std::size_t read_buffer = 16384; ///< bytes per read
   int backlog = 1024;
+  /// TCP_NODELAY on every connection (Ranch's default too): a small reply or ACK goes
+  /// out at once instead of waiting for the peer's delayed ACK (up to 40 ms on Linux).
+  bool no_delay = true;
 };
 
 /// Counters of one listener since it started (the ctl child's start).
