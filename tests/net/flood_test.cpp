@@ -328,3 +328,71 @@ TEST_CASE("pause_reading from on_frames: the client's writes block, resume_readi
   CHECK(k.bytes_in == total * line_len);
   CHECK(k.frames_in == total);
 }
+
+namespace {
+
+/// Holds reading from on_connect on: the endpoint's first read, started with the
+/// connection (before on_connect), must keep its batch until "resume".
+class hold_at_connect : public net::protocol {
+public:
+  explicit hold_at_connect(std::shared_ptr<hold_state> st) : st_(std::move(st)) {}
+  void on_connect(net::connection_context& ctx) override {
+    ctx.pause_reading();
+    auto self = ctx.self();
+    warren::register_name(self->home_system(), "held_at_connect", self);
+    st_->held = true;
+  }
+  void on_frames(net::connection_context& ctx, std::span<const std::string_view> frames) override {
+    if (!resumed_)
+      st_->out_of_order = true; // a batch while held
+    for (auto f : frames) {
+      if (line_number(f) != static_cast<int64_t>(st_->next.load()))
+        st_->out_of_order = true;
+      st_->next = st_->next + 1;
+      ctx.send(f);
+    }
+  }
+  bool on_message(net::connection_context& ctx, caf::message& msg) override {
+    if (!msg.match_elements<std::string>() || msg.get_as<std::string>(0) != "resume")
+      return false;
+    resumed_ = true;
+    ctx.resume_reading();
+    return true;
+  }
+
+private:
+  std::shared_ptr<hold_state> st_;
+  bool resumed_ = false;
+};
+
+} // namespace
+
+TEST_CASE("pause_reading from on_connect: the batch read with the connection waits for resume_reading") {
+  for (bool tls : {false, true}) {
+    CAPTURE(tls);
+    auto st = std::make_shared<hold_state>();
+    net::listener_options opts;
+    if (tls)
+      opts.tls = server_tls();
+    fixture f{opts, [st] { return std::make_unique<hold_at_connect>(st); }};
+    client c{f.port, tls ? client_tls() : nullptr};
+    if (tls)
+      REQUIRE(c.handshake());
+    REQUIRE(wait_for([&] { return st->held.load(); }));
+    std::string lines;
+    for (uint64_t i = 0; i < 10; ++i)
+      lines += make_line(i);
+    c.send(lines);
+    // The endpoint's first read takes the lines in while the protocol holds reading.
+    REQUIRE(wait_for([&] { return f.counters().bytes_in == lines.size(); }));
+    CHECK(f.counters().frames_in == 0);
+    CHECK(st->next.load() == 0);
+    auto ep = warren::whereis(*f.sys, "held_at_connect");
+    REQUIRE(ep);
+    caf::anon_send(ep, std::string{"resume"});
+    for (uint64_t i = 0; i < 10; ++i)
+      CHECK(c.read_line() == make_line(i).substr(0, line_len - 1));
+    CHECK(st->next.load() == 10);
+    CHECK_FALSE(st->out_of_order.load());
+  }
+}

@@ -177,6 +177,7 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   caf::weak_actor_ptr owner;
   std::string rbuf; // the actor's spare read string, filled from read_scratch()
   std::size_t rsize = 0;
+  std::size_t first_read = 0; // TLS: the actor's first read, started right after the handshake
   std::string wbuf;
   std::size_t woff = 0; // bytes of wbuf written
   // codec frame, the ACK fallback timer (see endpoint_actor::schedule_ack). Set by the
@@ -244,11 +245,15 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
 
   // -- handshake ------------------------------------------------------------------
 
-  void start() {
+  /// TLS: runs the handshake, then at once the actor's first read of up to
+  /// `read_size` bytes (it asked for it up front: one hop less per connection).
+  /// Plain TCP: the first read.
+  void start(std::size_t read_size) {
     if (!is_tls) {
-      tell(hs_ok_atom::value, peer(), std::string{}, std::string{});
+      read(std::string{}, read_size);
       return;
     }
+    first_read = read_size;
     if (ssl == nullptr) {
       tell(hs_fail_atom::value, static_cast<int>(hs_failure::other), std::string{"SSL_new failed"}, peer());
       return;
@@ -261,6 +266,8 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
     int r = SSL_do_handshake(ssl);
     if (r == 1) {
       tell(hs_ok_atom::value, peer(), std::string{SSL_get_version(ssl)}, verified_subject(ssl));
+      if (first_read > 0)
+        read(std::string{}, std::exchange(first_read, 0));
       return;
     }
     int sys = errno;
@@ -705,7 +712,6 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
     if (bound_timer)
       bound_timer->cancel();
     asio::error_code ec;
-    sock.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
     sock.close(ec);
     if (ssl != nullptr) {
       SSL_free(ssl);
@@ -769,9 +775,26 @@ public:
         return caf::make_error(caf::sec::unexpected_message);
       return caf::message{};
     });
-    post([](conn_io& io) { io.start(); });
-    if (info_.tls)
-      timer(st_->opts.handshake_timeout, hs_timeout_atom::value);
+    // One post starts everything on the loop: the handshake (TLS), the first read
+    // (active-once: the protocol gets the first batch after on_connect), and the
+    // handshake and idle timers.
+    if (!info_.tls)
+      info_.peer = io_->peer(); // before the loop has the socket
+    reading_ = true;
+    post([read_size = st_->opts.read_buffer, tls = info_.tls, hs = st_->opts.handshake_timeout,
+          idle = st_->opts.idle_timeout](conn_io& io) {
+      io.start(read_size);
+      if (tls)
+        io.after(hs, hs_timeout_atom::value);
+      if (idle.count() > 0)
+        io.after(idle, idle_atom::value, uint64_t{0});
+    });
+    if (!info_.tls) {
+      // Plain TCP has nothing to wait for: connect now (through our own mailbox, so
+      // on_connect runs as a message handler), ahead of any data from the loop.
+      caf::event_based_actor::send(caf::actor_cast<caf::actor>(this), hs_ok_atom::value, info_.peer, std::string{},
+                                   std::string{});
+    }
     return {
         [this](hs_ok_atom, std::string& peer, std::string& version, std::string& subject) {
           info_.peer = std::move(peer);
@@ -831,6 +854,7 @@ public:
     frames_.shrink();
     std::string{}.swap(out_);
     std::string{}.swap(spare_in_);
+    std::string{}.swap(stash_);
     std::string{}.swap(spare_out_);
     std::vector<std::string_view>{}.swap(batch_);
     st_.reset();
@@ -941,8 +965,6 @@ private:
   void connected() {
     proto_ = st_->factory();
     proto_->on_connect(*this);
-    if (st_->opts.idle_timeout.count() > 0)
-      timer(st_->opts.idle_timeout, idle_atom::value, activity_);
     after_callback();
   }
 
@@ -982,6 +1004,16 @@ private:
     reading_ = false;
     ++activity_;
     bump(st_->c.bytes_in, chunk.size());
+    if (!proto_ || held_ || paused_) {
+      // The first read was started before on_connect, which held reading (or the
+      // connection is not up yet): the batch waits for read_more().
+      stash_ = std::move(chunk);
+      return;
+    }
+    handle_data(chunk);
+  }
+
+  void handle_data(std::string& chunk) {
     if (closing_) {
       // A read that was in flight when the protocol closed: nothing more is handled.
       spare_in_ = std::move(chunk);
@@ -1130,7 +1162,7 @@ private:
   void on_idle(uint64_t seen) {
     if (done_)
       return;
-    if (seen == activity_ && !writing_ && !held_) { // held: the silence is ours
+    if (proto_ && seen == activity_ && !writing_ && !held_) { // held: the silence is ours
       bump(st_->c.idle_closes);
       finish(shutdown_with("idle_timeout"));
       return;
@@ -1167,6 +1199,12 @@ private:
   void read_more() {
     if (reading_ || closing_ || done_ || paused_ || held_ || !proto_)
       return;
+    if (!stash_.empty()) {
+      std::string chunk = std::move(stash_);
+      stash_.clear();
+      handle_data(chunk);
+      return;
+    }
     reading_ = true;
     auto size = st_->opts.read_buffer;
     post([buf = std::move(spare_in_), size](conn_io& io) mutable { io.read(std::move(buf), size); });
@@ -1219,6 +1257,7 @@ private:
   std::vector<std::string_view> batch_;
   std::string out_;       // queued output, not yet handed to the loop
   std::string spare_in_;  // read buffer handed back and forth (no allocation per read)
+  std::string stash_;     // a batch read while reading was held (the first read, ahead of on_connect)
   std::string spare_out_; // write buffer handed back
   std::size_t in_flight_ = 0;
   uint64_t frames_in_ = 0;
