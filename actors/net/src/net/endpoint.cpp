@@ -792,8 +792,8 @@ public:
     if (!info_.tls) {
       // Plain TCP has nothing to wait for: connect now (through our own mailbox, so
       // on_connect runs as a message handler), ahead of any data from the loop.
-      caf::event_based_actor::send(caf::actor_cast<caf::actor>(this), hs_ok_atom::value, info_.peer, std::string{},
-                                   std::string{});
+      caf::event_based_actor::send(caf::actor_cast<caf::actor>(this), hs_ok_atom::value, info_.peer,
+                                   std::string{}, std::string{});
     }
     return {
         [this](hs_ok_atom, std::string& peer, std::string& version, std::string& subject) {
