@@ -161,7 +161,9 @@ public:
 
   caf::behavior make_behavior() override {
     return {
-        [this](publish_atom, std::vector<device_message>& batch) {
+        // const: the session keeps the message until accepted, so a mutable reference
+        // would make CAF copy the whole batch (copy on write).
+        [this](publish_atom, const std::vector<device_message>& batch) {
           if (batch.empty())
             return;
           if (out_) {

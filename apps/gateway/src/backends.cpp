@@ -7,6 +7,8 @@
 #include <warren/amqp/amqp.hpp>
 #endif
 
+#include <caf/defaults.hpp>
+
 #include <stdexcept>
 #include <string>
 
@@ -16,8 +18,11 @@ backend::backend_spec make_backend(const config& cfg, std::shared_ptr<backend::r
   const auto& kind = cfg.backend.kind;
   if (kind == "local")
     return backend::make_local_backend(cfg.backend.local, std::move(routes));
-  if (kind == "echo")
-    return backend::make_echo_backend(std::move(routes));
+  if (kind == "echo") {
+    // One producer per scheduler thread: the echo is no single-threaded choke point.
+    auto threads = cfg.scheduler_threads > 0 ? cfg.scheduler_threads : caf::defaults::scheduler::max_threads;
+    return backend::make_echo_backend(std::move(routes), threads);
+  }
   if (kind == "amqp") {
 #ifdef WARREN_GATEWAY_HAS_AMQP
     // [backend.amqp]: each key goes to amqp::set_option as text (docs/gateway.md).

@@ -134,6 +134,7 @@ caf::error gateway::start() {
                    l.name, l.net.backlog, maxconn, l.net.backlog);
     auto spec = make_backend(cfg_, registry_);
     producer_name_ = spec.producer_name;
+    producers_ = spec.producers;
     std::vector<child_spec> listeners;
     std::vector<std::string> names;
     session_env env{registry_, metrics_};
@@ -153,6 +154,7 @@ caf::error gateway::start() {
       auto so = l.session;
       so.listener = l.name;
       so.producer_name = spec.producer_name;
+      so.producers = spec.producers;
       listeners.push_back(net::listener_child(l.name, *pool_, opts, session_factory(so, env)));
       names.push_back(l.name);
     }
@@ -242,10 +244,12 @@ void gateway::shutdown() {
       else
         log().warn("listener {}: drain failed: {}", l.name, sys_->render(n.error()));
     }
-    if (auto prod = whereis(*sys_, producer_name_)) {
-      caf::scoped_actor self{*sys_};
-      self->request(prod, std::chrono::seconds(5), backend::flush_atom::value)
-          .receive([] {}, [](caf::error& err) { log().warn("producer flush: {}", caf::to_string(err)); });
+    for (std::size_t i = 0; i < producers_; ++i) {
+      if (auto prod = whereis(*sys_, backend::producer_name_at(producer_name_, i))) {
+        caf::scoped_actor self{*sys_};
+        self->request(prod, std::chrono::seconds(5), backend::flush_atom::value)
+            .receive([] {}, [](caf::error& err) { log().warn("producer flush: {}", caf::to_string(err)); });
+      }
     }
     app_->stop();
   });

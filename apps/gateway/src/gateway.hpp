@@ -73,6 +73,7 @@ private:
   std::string dev_cert_;
   std::map<std::string, uint16_t> ports_;
   std::string producer_name_;
+  std::size_t producers_ = 1;
   std::unique_ptr<net::io_pool> pool_; // before the system: outlives it
   std::unique_ptr<caf::actor_system_config> sys_cfg_;
   std::unique_ptr<caf::actor_system> sys_;

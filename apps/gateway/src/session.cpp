@@ -59,6 +59,8 @@ public:
     self_ = caf::actor_cast<caf::local_actor*>(self);
     names_ = &warren::names(self->home_system());
     conn_id_ = make_uuid_v4();
+    producer_name_ =
+        backend::producer_name_at(opts_.producer_name, backend::producer_index(conn_id_, opts_.producers));
     stats_ = std::make_shared<session_stats>();
     state_ = std::make_shared<device_state>();
     session_registry::session_entry e;
@@ -101,14 +103,13 @@ public:
     bool framed = ctx.codec() == net::codec_kind::frame;
     for (; i < frames.size(); ++i) {
       auto seq = first_seq + i;
-      backend::device_message m;
+      auto& m = batch.emplace_back();
       m.connection_id = conn_id_;
       m.device_id = device_id_;
       m.from_device_seq = seq - offset_;
       if (framed)
         m.message_id = ctx.message_id(seq);
       m.payload.assign(frames[i].data(), frames[i].size());
-      batch.push_back(std::move(m));
     }
     auto n = batch.size();
     auto last = batch.back().from_device_seq;
@@ -128,8 +129,19 @@ public:
   }
 
   bool on_message(net::connection_context& ctx, caf::message& msg) override {
+    using batch_t = std::vector<backend::to_device_message>;
     if (msg.match_elements<backend::accepted_atom, uint64_t>()) {
       on_accepted(ctx, msg.get_as<uint64_t>(1));
+      return true;
+    }
+    if (msg.match_elements<backend::deliver_atom, batch_t, backend::accepted_atom, uint64_t>()) {
+      // A producer that is also the consumer (echo): the batch, then its acceptance.
+      on_deliver_batch(ctx, msg.get_mutable_as<batch_t>(1));
+      on_accepted(ctx, msg.get_as<uint64_t>(3));
+      return true;
+    }
+    if (msg.match_elements<backend::deliver_atom, batch_t>()) {
+      on_deliver_batch(ctx, msg.get_mutable_as<batch_t>(1));
       return true;
     }
     if (msg.match_elements<backend::deliver_atom, backend::to_device_message>()) {
@@ -149,11 +161,12 @@ public:
     if ((id & 3) == gap_timer) {
       if ((id >> 2) == gap_gen_)
         on_gap_timeout(ctx);
+      report_out(ctx);
     } else if (id == producer_timer) {
       producer_timer_ = false;
       if (pending_.empty())
         return;
-      auto prod = names_->whereis(opts_.producer_name);
+      auto prod = names_->whereis(producer_name_);
       if (prod && prod != producer_) {
         // The producer restarted: what the old one never accepted goes to the new one.
         log().info("session {}: producer restarted; publishing {} batches again", conn_id_, pending_.size());
@@ -190,7 +203,7 @@ private:
   }
 
   void publish(net::connection_context& ctx, uint64_t last, caf::message msg) {
-    auto prod = names_->whereis(opts_.producer_name); // one shard lookup per read
+    auto prod = names_->whereis(producer_name_); // one shard lookup per read
     if (prod) {
       enqueue(prod, msg);
       producer_ = std::move(prod);
@@ -226,12 +239,21 @@ private:
 
   // -- backend -> device -------------------------------------------------------------
 
+  /// Queues one message; the figures are published once per callback (report_out).
   bool send_out(net::connection_context& ctx, std::string_view payload) {
     if (!ctx.send(payload))
       return false;
-    stats_->seq_out.store(ctx.frames_out(), std::memory_order_relaxed);
-    env_.metrics->messages_out.fetch_add(1, std::memory_order_relaxed);
+    ++unreported_out_;
     return true;
+  }
+
+  /// After every callback that may have queued messages: one store, one atomic add.
+  void report_out(net::connection_context& ctx) {
+    if (unreported_out_ == 0)
+      return;
+    stats_->seq_out.store(ctx.frames_out(), std::memory_order_relaxed);
+    env_.metrics->messages_out.fetch_add(unreported_out_, std::memory_order_relaxed);
+    unreported_out_ = 0;
   }
 
   // ctx.send() refuses a message when the connection is closing or the message
@@ -249,34 +271,67 @@ private:
 
   void on_deliver(net::connection_context& ctx, backend::to_device_message& m) {
     auto rp = ctx.make_response_promise(); // invalid for a plain send: no reply then
-    if (!m.to_device_seq) {
-      bool ok = send_out(ctx, m.payload);
-      reply(rp, ok);
-      return;
+    bool held = false;
+    bool ok = deliver(ctx, m, held);
+    if (held)
+      after_hold(ctx);
+    report_out(ctx); // before the answer: a requester that got it sees the figures
+    reply(rp, ok);
+  }
+
+  /// One pass over a one-way batch: every message queued (or held) in order, the
+  /// figures published once; the endpoint flushes once when on_message returns.
+  void on_deliver_batch(net::connection_context& ctx, std::vector<backend::to_device_message>& batch) {
+    uint64_t refused = 0;
+    bool held = false;
+    for (auto& m : batch) {
+      bool h = false;
+      if (!deliver(ctx, m, h))
+        ++refused;
+      if (h) {
+        held = true;
+        // The same bound as for single messages, checked as they come.
+        if (held_.size() > opts_.max_reorder)
+          after_hold(ctx);
+      }
     }
+    if (held)
+      after_hold(ctx);
+    if (refused > 0)
+      env_.metrics->undeliverable.fetch_add(refused, std::memory_order_relaxed);
+    report_out(ctx);
+  }
+
+  /// Queues `m` (or holds it behind a to_device_seq gap: `held`); false when it could
+  /// not be queued. A hold is followed by after_hold().
+  bool deliver(net::connection_context& ctx, backend::to_device_message& m, bool& held) {
+    if (!m.to_device_seq)
+      return send_out(ctx, m.payload);
     auto seq = *m.to_device_seq;
     auto next = state_->next_to_device_seq.load(std::memory_order_relaxed);
     if (seq < next) {
       // Late (its gap was skipped) or a redelivery: at-least-once, deliver it.
       log().debug("session {}: to_device_seq {} below the expected {}", conn_id_, seq, next);
-      bool ok = send_out(ctx, m.payload);
-      reply(rp, ok);
-      return;
+      return send_out(ctx, m.payload);
     }
     if (seq == next) {
       bool ok = send_out(ctx, m.payload);
       state_->next_to_device_seq.store(next + 1, std::memory_order_relaxed);
       flush_held(ctx);
-      reply(rp, ok);
-      return;
+      return ok;
     }
     // A gap: hold it until the missing ones come or gap_timeout passes.
     held_.insert_or_assign(seq, std::move(m.payload));
     env_.metrics->reordered.fetch_add(1, std::memory_order_relaxed);
-    reply(rp, true);
+    held = true;
+    return true;
+  }
+
+  /// After a message was held: skip the gap when too many wait, else start its timer.
+  void after_hold(net::connection_context& ctx) {
     if (held_.size() > opts_.max_reorder) {
       skip_gap(ctx, "too many messages held");
-    } else if (!gap_armed_) {
+    } else if (!gap_armed_ && !held_.empty()) {
       arm_gap_timer(ctx);
     }
   }
@@ -332,6 +387,7 @@ private:
   caf::local_actor* self_ = nullptr; // the endpoint: owns this protocol, so a raw pointer
   name_service* names_ = nullptr;
   std::string conn_id_;
+  std::string producer_name_; ///< the pool member this connection publishes to
   std::string device_id_;
   bool identified_ = false;
   uint64_t offset_ = 0; ///< endpoint seq - from_device_seq (1 when the first message is the id)
@@ -345,6 +401,7 @@ private:
   bool producer_timer_ = false;
   bool warned_no_producer_ = false;
   // backend -> device
+  uint64_t unreported_out_ = 0;          ///< queued in this callback, not yet in the figures
   std::map<uint64_t, std::string> held_; ///< behind a to_device_seq gap
   bool gap_armed_ = false;
   uint64_t gap_for_ = 0;

@@ -43,6 +43,9 @@ struct session_options {
   /// producer restarted (and publishes them again to the new one).
   caf::timespan producer_check = std::chrono::seconds(1);
   std::string producer_name = "warren.backend.producer";
+  /// Producers in the backend's pool (backend_spec::producers): the session publishes
+  /// to backend::producer_name_at(producer_name, producer_index(connection id, n)).
+  std::size_t producers = 1;
 };
 
 struct session_env {
