@@ -10,7 +10,7 @@
 #                                              stream-tls stream-plain stream-frame
 #                                              idle-tls idle-plain flood   (default: all)
 #
-# Environment: BUILD (build/release), SECONDS_PER_RUN (15), SERVER_CPU (0), LG_CPU (1),
+# Environment: BUILD (build/release), SECONDS_PER_RUN (15), BASE_PORT (from the PID), SERVER_CPU (0), LG_CPU (1),
 # SERVERS ("baseline warren erlang"; erlang needs erl/erlc, installed with rabbitmq-server), OUT (/tmp/warren-bench). Prints one Markdown table
 # row per run; the loadgen JSON of each run is kept in $OUT.
 #
@@ -37,7 +37,7 @@ for f in "$LG" "$BASE" "$WECHO" $([[ " $SERVERS " == *" gateway "* ]] && echo "$
   [ -x "$f" ] || { echo "missing $f: cmake --build $B" >&2; exit 2; }
 done
 HZ=$(getconf CLK_TCK)
-PORT=17443
+PORT=${BASE_PORT:-$((20000 + $$ % 20000))} # per run: two runs at once must not meet
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
@@ -90,7 +90,8 @@ TOML
   fi
   SPID=$!
   for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+    kill -0 "$SPID" 2>/dev/null || break # died (port taken?): see its log
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && kill -0 "$SPID" 2>/dev/null && return 0
     sleep 0.1
   done
   echo "server $kind did not start" >&2

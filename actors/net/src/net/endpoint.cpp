@@ -38,7 +38,6 @@ using sock_err_atom = caf::atom_constant<caf::atom("nsockerr")>;
 using wrote_atom = caf::atom_constant<caf::atom("nwrote")>;
 using idle_atom = caf::atom_constant<caf::atom("nidle")>;
 using timer_atom = caf::atom_constant<caf::atom("ntimer")>;
-using linger_atom = caf::atom_constant<caf::atom("nlinger")>;
 using ack_timer_atom = caf::atom_constant<caf::atom("nacktmr")>;
 
 /// Why a TLS handshake failed: a counter each, and the text after "handshake_failed: ".
@@ -185,6 +184,17 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   // later write meanwhile costs the timer nothing but its own wake-up.
   std::atomic<bool> ack_wanted{false};
   std::atomic<bool> ack_timer_armed{false};
+  // Writing (see write()): the actor posts its output and counts it in `unwritten`;
+  // the loop writes it in order and tells the actor only when it asked to hear
+  // (`wake_below`: its queue went under the low watermark), so a reply costs the
+  // actor no message back.
+  std::string wqueue;                           // posted while a write was in flight
+  std::atomic<std::size_t> unwritten{0};        // posted by the actor, not yet written
+  std::atomic<std::size_t> wake_below{no_wake}; // tell wrote_atom once unwritten <= this
+  std::atomic<uint64_t> writes_done{0};         // activity, for the idle timeout
+  std::shared_ptr<void> keep;                   // the listener state, owner of *bytes_out
+  std::atomic<uint64_t>* bytes_out = nullptr;   // the listener's counter
+  static constexpr std::size_t no_wake = static_cast<std::size_t>(-1);
 
   conn_io(asio::ip::tcp::socket&& s, asio::ssl::context* ctx, bool no_delay)
     : sock(std::move(s)), is_tls(ctx != nullptr) {
@@ -496,9 +506,14 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
 
   // -- writing ------------------------------------------------------------------------
 
+  /// Output from the actor: written at once, or after the write in flight.
   void write(std::string data) {
     if (closed)
+      return; // an abortive close dropped it (a graceful one took wqueue along)
+    if (writing) {
+      wqueue += data;
       return;
+    }
     wbuf = std::move(data);
     woff = 0;
     writing = true;
@@ -547,10 +562,25 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
       return;
     }
     std::size_t n = wbuf.size();
-    wbuf.clear(); // handed back for reuse, unless large (an idle connection keeps it)
-    if (wbuf.capacity() > 65536)
+    if (bytes_out != nullptr)
+      bytes_out->fetch_add(n, std::memory_order_relaxed);
+    writes_done.fetch_add(1, std::memory_order_relaxed);
+    std::size_t left = unwritten.fetch_sub(n, std::memory_order_acq_rel) - n;
+    if (left <= wake_below.load(std::memory_order_acquire) && wake_below.exchange(no_wake) != no_wake)
+      tell(wrote_atom::value);
+    if (!wqueue.empty()) {
+      wbuf.swap(wqueue);
+      wqueue.clear();
+      woff = 0;
+      writing = true;
+      do_write();
+      return;
+    }
+    wbuf.clear(); // kept for the next write, unless large (idle connections are most)
+    if (wbuf.capacity() > 4096)
       std::string{}.swap(wbuf);
-    tell(wrote_atom::value, n, std::move(wbuf));
+    if (wqueue.capacity() > 4096)
+      std::string{}.swap(wqueue);
   }
 
   /// Runs a timer on the loop and tells the actor when it fires. Timers live here,
@@ -611,7 +641,8 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
     shutting = true;
     for (auto& t : timers)
       t.cancel();
-    tail = std::move(rest);
+    tail = std::move(wqueue); // posted after the write in flight: goes first
+    tail += rest;
     auto self = shared_from_this();
     bound_timer.emplace(sock.get_executor());
     bound_timer->expires_after(bound);
@@ -719,6 +750,7 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
     }
     std::string{}.swap(rbuf);
     std::string{}.swap(wbuf);
+    std::string{}.swap(wqueue);
     std::string{}.swap(tail);
   }
 
@@ -746,6 +778,8 @@ public:
     info_.tls = st_->tls != nullptr;
     io_ = std::make_shared<conn_io>(std::move(*sock), st_->tls.get(), st_->opts.no_delay);
     io_->owner = caf::actor_cast<caf::weak_actor_ptr>(this);
+    io_->keep = st_;
+    io_->bytes_out = &st_->c.bytes_out;
   }
 
   caf::behavior make_behavior() override {
@@ -825,7 +859,12 @@ public:
           else
             finish(make_error(net_errc::socket_error, what));
         },
-        [this](wrote_atom, std::size_t n, std::string& buf) { on_wrote(n, buf); },
+        [this](wrote_atom) {
+          if (done_)
+            return;
+          check_paused();
+          read_more();
+        },
         [this](idle_atom, uint64_t seen) { on_idle(seen); },
         [this](timer_atom, uint64_t id) {
           if (done_ || closing_)
@@ -839,7 +878,6 @@ public:
           schedule_ack(); // sends it, or waits again if a later ACK went out meanwhile
           after_callback();
         },
-        [this](linger_atom) { finish(close_reason_); }, // the peer does not read: abortive
     };
   }
 
@@ -855,7 +893,6 @@ public:
     std::string{}.swap(out_);
     std::string{}.swap(spare_in_);
     std::string{}.swap(stash_);
-    std::string{}.swap(spare_out_);
     std::vector<std::string_view>{}.swap(batch_);
     st_.reset();
   }
@@ -874,7 +911,7 @@ public:
     }
     ++frames_out_;
     bump(st_->c.frames_out);
-    std::size_t queued = out_.size() + in_flight_;
+    std::size_t queued = out_.size() + io_->unwritten.load(std::memory_order_relaxed);
     if (queued > st_->opts.high_watermark) {
       if (st_->opts.on_overflow == overflow_policy::close) {
         bump(st_->c.overflow_closes);
@@ -891,15 +928,9 @@ public:
       return;
     closing_ = true;
     close_reason_ = std::move(reason);
-    if (tracker_.pending())
-      send_ack(out_); // the last ACK goes out with the rest
-    flush();
-    if (!writing_) {
-      finish(close_reason_, true);
-      return;
-    }
-    // Bounded flush: a peer that does not read cannot keep us around.
-    timer(st_->opts.handshake_timeout, linger_atom::value);
+    // The loop writes what is queued and the last ACK, then closes (release()):
+    // bounded in time, so a peer that does not read cannot keep it around.
+    finish(close_reason_, true);
   }
 
   const connection_info& info() const override { return info_; }
@@ -1143,31 +1174,19 @@ private:
     }
   }
 
-  void on_wrote(std::size_t n, std::string& buf) {
-    writing_ = false;
-    in_flight_ = 0;
-    ++activity_;
-    bump(st_->c.bytes_out, n);
-    spare_out_ = std::move(buf);
-    if (paused_ && out_.size() <= st_->opts.low_watermark)
-      paused_ = false;
-    flush();
-    if (closing_ && !writing_) {
-      finish(close_reason_, true);
-      return;
-    }
-    read_more();
-  }
+  /// Reads and writes so far (the loop counts the writes).
+  uint64_t activity() const { return activity_ + io_->writes_done.load(std::memory_order_relaxed); }
 
   void on_idle(uint64_t seen) {
     if (done_)
       return;
-    if (proto_ && seen == activity_ && !writing_ && !held_) { // held: the silence is ours
+    bool writing = io_->unwritten.load(std::memory_order_relaxed) > 0; // a slow reader is not idle
+    if (proto_ && seen == activity() && !writing && !held_) {          // held: the silence is ours
       bump(st_->c.idle_closes);
       finish(shutdown_with("idle_timeout"));
       return;
     }
-    timer(st_->opts.idle_timeout, idle_atom::value, activity_);
+    timer(st_->opts.idle_timeout, idle_atom::value, activity());
   }
 
   /// After every call into the protocol: write what it queued, then read on.
@@ -1175,22 +1194,34 @@ private:
     if (done_)
       return;
     flush();
-    if (closing_ && !writing_) {
-      finish(close_reason_, true);
-      return;
-    }
+    check_paused();
     read_more();
   }
 
+  /// Hands the queued output to the loop, which writes it after any write in flight.
   void flush() {
-    if (writing_ || out_.empty() || done_)
+    if (out_.empty() || done_)
       return;
-    writing_ = true;
-    in_flight_ = out_.size();
+    io_->unwritten.fetch_add(out_.size(), std::memory_order_acq_rel);
     std::string data = std::move(out_);
-    out_ = std::move(spare_out_);
     out_.clear();
     post([data = std::move(data)](conn_io& io) mutable { io.write(std::move(data)); });
+  }
+
+  /// overflow_policy::pause_reading: reading stays off until the loop has written the
+  /// queue down to low_watermark; it tells us then (wrote_atom).
+  void check_paused() {
+    if (!paused_)
+      return;
+    auto low = st_->opts.low_watermark;
+    if (io_->unwritten.load(std::memory_order_acquire) > low) {
+      io_->wake_below.store(low, std::memory_order_release);
+      // Written down meanwhile? Then the loop may have looked before the store.
+      if (io_->unwritten.load(std::memory_order_acquire) > low ||
+          io_->wake_below.exchange(conn_io::no_wake) == conn_io::no_wake)
+        return; // the loop will tell us (or already took the wake-up and will)
+    }
+    paused_ = false;
   }
 
   /// Active-once: at most one read in flight, started only after the previous batch
@@ -1255,11 +1286,9 @@ private:
   std::unique_ptr<protocol> proto_;
   connection_info info_;
   std::vector<std::string_view> batch_;
-  std::string out_;       // queued output, not yet handed to the loop
-  std::string spare_in_;  // read buffer handed back and forth (no allocation per read)
-  std::string stash_;     // a batch read while reading was held (the first read, ahead of on_connect)
-  std::string spare_out_; // write buffer handed back
-  std::size_t in_flight_ = 0;
+  std::string out_;      // queued output, not yet handed to the loop
+  std::string spare_in_; // read buffer handed back and forth (no allocation per read)
+  std::string stash_;    // a batch read while reading was held (the first read, ahead of on_connect)
   uint64_t frames_in_ = 0;
   uint64_t frames_out_ = 0;
   uint64_t activity_ = 0;
@@ -1273,7 +1302,6 @@ private:
   std::optional<std::chrono::steady_clock::time_point> last_ack_; // none sent yet
   caf::error close_reason_;
   bool reading_ = false;
-  bool writing_ = false;
   bool paused_ = false;     // outbound queue over high_watermark (overflow_policy::pause_reading)
   bool held_ = false;       // the protocol's pause_reading()
   bool in_message_ = false; // inside protocol::on_message
