@@ -1263,7 +1263,10 @@ private:
         out_.clear();
         if (tracker_.pending())
           send_ack(rest);
-        auto bound = std::min<caf::timespan>(st_->opts.handshake_timeout, std::chrono::seconds(1));
+        // ctx.close() waits up to handshake_timeout for its output to be written; the
+        // other graceful ends (EOF, supervisor, drain) up to 1 s.
+        auto bound = closing_ ? st_->opts.handshake_timeout
+                              : std::min<caf::timespan>(st_->opts.handshake_timeout, std::chrono::seconds(1));
         post([rest = std::move(rest), bound](conn_io& io) mutable { io.shutdown(std::move(rest), bound); });
       } else {
         post([](conn_io& io) { io.close(); });
