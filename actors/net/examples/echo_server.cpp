@@ -10,6 +10,7 @@
 #include <warren/log.hpp>
 #include <warren/net/echo.hpp>
 #include <warren/net/listener.hpp>
+#include <warren/net/scheduler.hpp>
 #include <warren/supervisor.hpp>
 
 #include <caf/all.hpp>
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
     cfg.set("scheduler.max-threads", n);
   if (const char* p = std::getenv("WARREN_SCHED_POLICY"); p != nullptr && *p != '\0')
     cfg.set("scheduler.policy", caf::atom_from_string(p));
+  net::tune_scheduler_for_io(cfg); // WARREN_WS below may override it
   if (const char* ws = std::getenv("WARREN_WS"); ws != nullptr) {
     // "aggressive-poll-attempts=0,moderate-poll-attempts=0,...": CAF work-stealing knobs.
     std::string all = ws;

@@ -48,6 +48,9 @@ struct config {
   std::string log_level = "info";
   std::size_t io_threads = 0;        ///< 0: one per core
   std::size_t scheduler_threads = 0; ///< CAF workers; 0: CAF's default (one per core)
+  /// CAF work-stealing: 50 µs naps of an idle worker before it blocks (CAF's own
+  /// default 500); 0 suits workers sharing cores with io loops (net/scheduler.hpp).
+  std::size_t scheduler_moderate_polls = 0;
   caf::timespan drain_timeout = std::chrono::seconds(10);
   caf::timespan metrics_log_interval{0}; ///< 0: off
   bool raise_nofile = true;

@@ -8,6 +8,7 @@
 #include <warren/backend/control.hpp>
 #include <warren/log.hpp>
 #include <warren/net/listener.hpp>
+#include <warren/net/scheduler.hpp>
 #include <warren/registry.hpp>
 #include <warren/supervisor.hpp>
 
@@ -40,10 +41,11 @@ caf::behavior metrics_logger(caf::event_based_actor* self, std::shared_ptr<gatew
 }
 
 struct quiet_caf : caf::actor_system_config {
-  explicit quiet_caf(std::size_t workers) {
+  quiet_caf(std::size_t workers, std::size_t moderate_polls) {
     set("logger.verbosity", caf::atom("quiet"));
     if (workers > 0)
       set("scheduler.max-threads", workers);
+    net::tune_scheduler_for_io(*this, moderate_polls);
   }
 };
 
@@ -83,7 +85,7 @@ gateway::gateway(config cfg)
     hub_ = cfg_.backend.local.hub;
   }
   pool_ = std::make_unique<net::io_pool>(cfg_.io_threads);
-  sys_cfg_ = std::make_unique<quiet_caf>(cfg_.scheduler_threads);
+  sys_cfg_ = std::make_unique<quiet_caf>(cfg_.scheduler_threads, cfg_.scheduler_moderate_polls);
   sys_ = std::make_unique<caf::actor_system>(*sys_cfg_);
 }
 
