@@ -8,9 +8,10 @@
 
 #include <caf/all.hpp>
 
-#include <deque>
+#include <algorithm>
 #include <map>
 #include <optional>
+#include <vector>
 
 namespace warren::gateway {
 
@@ -50,17 +51,23 @@ int64_t unix_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+/// What every session of a listener reads and none changes.
+struct shared_options {
+  session_options opts;
+  std::vector<std::string> producer_names; ///< the backend's pool, by producer_index()
+};
+
 class device_session final : public net::protocol {
 public:
-  device_session(const session_options& opts, const session_env& env) : opts_(opts), env_(env) {}
+  device_session(std::shared_ptr<const shared_options> shared, const session_env& env)
+    : shared_(std::move(shared)), opts_(shared_->opts), env_(env) {}
 
   void on_connect(net::connection_context& ctx) override {
     auto self = ctx.self();
     self_ = caf::actor_cast<caf::local_actor*>(self);
     names_ = &warren::names(self->home_system());
     conn_id_ = make_uuid_v4();
-    producer_name_ =
-        backend::producer_name_at(opts_.producer_name, backend::producer_index(conn_id_, opts_.producers));
+    producer_name_ = &shared_->producer_names[backend::producer_index(conn_id_, opts_.producers)];
     stats_ = std::make_shared<session_stats>();
     state_ = std::make_shared<device_state>();
     session_registry::session_entry e;
@@ -166,7 +173,7 @@ public:
       producer_timer_ = false;
       if (pending_.empty())
         return;
-      auto prod = names_->whereis(producer_name_);
+      auto prod = names_->whereis(*producer_name_);
       if (prod && prod != producer_) {
         // The producer restarted: what the old one never accepted goes to the new one.
         log().info("session {}: producer restarted; publishing {} batches again", conn_id_, pending_.size());
@@ -203,7 +210,7 @@ private:
   }
 
   void publish(net::connection_context& ctx, uint64_t last, caf::message msg) {
-    auto prod = names_->whereis(producer_name_); // one shard lookup per read
+    auto prod = names_->whereis(*producer_name_); // one shard lookup per read
     if (prod) {
       enqueue(prod, msg);
       producer_ = std::move(prod);
@@ -228,8 +235,9 @@ private:
     env_.metrics->backend_accepted.fetch_add(seq - accepted_, std::memory_order_relaxed);
     accepted_ = seq;
     stats_->accepted.store(seq, std::memory_order_relaxed);
-    while (!pending_.empty() && pending_.front().first <= seq)
-      pending_.pop_front();
+    auto done =
+        std::find_if(pending_.begin(), pending_.end(), [seq](const auto& p) { return p.first > seq; });
+    pending_.erase(pending_.begin(), done);
     ctx.ack(seq + offset_); // codec frame: the device may forget these now
     if (holding_ && stats_->seq_in.load(std::memory_order_relaxed) - accepted_ <= opts_.max_unaccepted / 2) {
       holding_ = false;
@@ -382,12 +390,13 @@ private:
       arm_gap_timer(ctx);
   }
 
-  session_options opts_;
+  std::shared_ptr<const shared_options> shared_; // one per listener: idle sessions are most
+  const session_options& opts_;
   session_env env_;
   caf::local_actor* self_ = nullptr; // the endpoint: owns this protocol, so a raw pointer
   name_service* names_ = nullptr;
   std::string conn_id_;
-  std::string producer_name_; ///< the pool member this connection publishes to
+  const std::string* producer_name_ = nullptr; ///< the pool member this connection publishes to
   std::string device_id_;
   bool identified_ = false;
   uint64_t offset_ = 0; ///< endpoint seq - from_device_seq (1 when the first message is the id)
@@ -395,7 +404,9 @@ private:
   std::shared_ptr<device_state> state_;
   // device -> backend
   caf::actor producer_;
-  std::deque<std::pair<uint64_t, caf::message>> pending_; ///< published, not yet accepted
+  // Published, not yet accepted; oldest first. A vector: an empty std::deque already
+  // holds ~600 bytes, in every idle session.
+  std::vector<std::pair<uint64_t, caf::message>> pending_;
   uint64_t accepted_ = 0;
   bool holding_ = false;
   bool producer_timer_ = false;
@@ -411,8 +422,12 @@ private:
 } // namespace
 
 net::protocol_factory session_factory(session_options opts, session_env env) {
-  return
-      [opts = std::move(opts), env = std::move(env)] { return std::make_unique<device_session>(opts, env); };
+  auto shared = std::make_shared<shared_options>();
+  for (std::size_t i = 0; i < std::max<std::size_t>(opts.producers, 1); ++i)
+    shared->producer_names.push_back(backend::producer_name_at(opts.producer_name, i));
+  shared->opts = std::move(opts);
+  std::shared_ptr<const shared_options> cshared = std::move(shared);
+  return [cshared, env = std::move(env)] { return std::make_unique<device_session>(cshared, env); };
 }
 
 } // namespace warren::gateway
