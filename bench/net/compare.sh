@@ -37,7 +37,7 @@ for f in "$LG" "$BASE" "$WECHO" $([[ " $SERVERS " == *" gateway "* ]] && echo "$
   [ -x "$f" ] || { echo "missing $f: cmake --build $B" >&2; exit 2; }
 done
 HZ=$(getconf CLK_TCK)
-PORT=${BASE_PORT:-$((20000 + $$ % 20000))} # per run: two runs at once must not meet
+PORT=${BASE_PORT:-$((10000 + $$ % 20000))} # per run, so two runs at once do not meet; below the ephemeral range
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
