@@ -809,11 +809,17 @@ public:
         return caf::make_error(caf::sec::unexpected_message);
       return caf::message{};
     });
+    if (!info_.tls) {
+      // Plain TCP has nothing to wait for: connect now, through our own mailbox (so
+      // on_connect runs as a message handler), queued before the loop can tell us
+      // anything about the socket (data, EOF, an error).
+      info_.peer = io_->peer(); // before the loop has the socket
+      caf::event_based_actor::send(caf::actor_cast<caf::actor>(this), hs_ok_atom::value, info_.peer,
+                                   std::string{}, std::string{});
+    }
     // One post starts everything on the loop: the handshake (TLS), the first read
     // (active-once: the protocol gets the first batch after on_connect), and the
     // handshake and idle timers.
-    if (!info_.tls)
-      info_.peer = io_->peer(); // before the loop has the socket
     reading_ = true;
     post([read_size = st_->opts.read_buffer, tls = info_.tls, hs = st_->opts.handshake_timeout,
           idle = st_->opts.idle_timeout](conn_io& io) {
@@ -823,12 +829,6 @@ public:
       if (idle.count() > 0)
         io.after(idle, idle_atom::value, uint64_t{0});
     });
-    if (!info_.tls) {
-      // Plain TCP has nothing to wait for: connect now (through our own mailbox, so
-      // on_connect runs as a message handler), ahead of any data from the loop.
-      caf::event_based_actor::send(caf::actor_cast<caf::actor>(this), hs_ok_atom::value, info_.peer,
-                                   std::string{}, std::string{});
-    }
     return {
         [this](hs_ok_atom, std::string& peer, std::string& version, std::string& subject) {
           info_.peer = std::move(peer);
