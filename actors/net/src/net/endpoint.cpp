@@ -591,13 +591,9 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   void after(caf::timespan delay, Ts... xs) {
     if (closed)
       return;
-    auto it = timers.emplace(timers.end(), sock.get_executor());
-    it->expires_after(delay);
-    auto self = shared_from_this();
-    it->async_wait([self, it, xs...](const asio::error_code& ec) {
-      self->timers.erase(it);
+    on_timer(delay, [xs...](conn_io& io, const asio::error_code& ec) {
       if (!ec)
-        self->tell(xs...);
+        io.tell(xs...);
     });
   }
 
@@ -607,14 +603,21 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
       ack_timer_armed.store(false);
       return;
     }
+    on_timer(delay, [](conn_io& io, const asio::error_code& ec) {
+      io.ack_timer_armed.store(false);
+      if (!ec && io.ack_wanted.exchange(false))
+        io.tell(ack_timer_atom::value);
+    });
+  }
+
+  /// One timer in `timers` (cancelled by close()); `f(io, ec)` runs when it ends.
+  template <class F>
+  void on_timer(caf::timespan delay, F f) {
     auto it = timers.emplace(timers.end(), sock.get_executor());
     it->expires_after(delay);
-    auto self = shared_from_this();
-    it->async_wait([self, it](const asio::error_code& ec) {
+    it->async_wait([self = shared_from_this(), it, f = std::move(f)](const asio::error_code& ec) {
       self->timers.erase(it);
-      self->ack_timer_armed.store(false);
-      if (!ec && self->ack_wanted.exchange(false))
-        self->tell(ack_timer_atom::value);
+      f(*self, ec);
     });
   }
 
