@@ -447,3 +447,72 @@ TEST_CASE("a backend that withholds acceptance: the session stops reading past m
   CHECK(eventually([&] { return g->metrics()->backend_accepted.load() == total; }));
   CHECK(g.sessions().at(0).seq_in == total);
 }
+
+namespace {
+
+/// Registers `prod` as the backend producer in place of whatever holds the name.
+void take_producer_name(caf::actor_system& sys, const caf::actor& prod) {
+  const std::string name = "warren.backend.producer";
+  warren::unregister_name(sys, name);
+  REQUIRE(!warren::register_name(sys, name, prod));
+}
+
+/// Runs the gateway's producer-replacement case: producer A takes every batch and
+/// accepts none; after `lines` lines it is replaced by B, which accepts; then the
+/// device sends `more` lines. B must get every line, in order, once each.
+void producer_replaced(gw::config cfg, uint64_t lines, uint64_t more) {
+  running_gateway g{cfg};
+  auto& sys = g->system();
+  auto real = warren::whereis(sys, "warren.backend.producer");
+  REQUIRE(real);
+  auto a_st = std::make_shared<withheld>();
+  auto a = sys.spawn(withholding_producer, a_st);
+  auto b_st = std::make_shared<withheld>();
+  auto b = sys.spawn(withholding_producer, b_st);
+  struct restore {
+    caf::actor_system& sys;
+    caf::actor real, a, b;
+    ~restore() {
+      warren::unregister_name(sys, "warren.backend.producer");
+      warren::register_name(sys, "warren.backend.producer", real);
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+    }
+  } guard{sys, real, a, b};
+  take_producer_name(sys, a);
+
+  net_test::raw_socket s;
+  REQUIRE(s.connect(g.port()));
+  flooder w;
+  CHECK_FALSE(w.write_until_stalled(s, lines, 10s)); // all written
+  REQUIRE(eventually([&] { return a_st->received.load() == lines; }));
+  CHECK(g->metrics()->backend_accepted.load() == 0);
+
+  // A goes away without accepting anything (as a crashed producer would); B takes its
+  // name and accepts everything.
+  caf::anon_send(b, accept_all_atom::value);
+  caf::anon_send_exit(a, caf::exit_reason::kill);
+  take_producer_name(sys, b);
+  if (more > 0)
+    CHECK_FALSE(w.write_until_stalled(s, lines + more, 10s));
+  uint64_t total = lines + more;
+  CHECK(eventually([&] { return b_st->received.load() == total; }, 30000ms));
+  CHECK(b_st->received.load() == total);
+  CHECK_FALSE(b_st->out_of_order.load());
+  CHECK(eventually([&] { return g->metrics()->backend_accepted.load() == total; }));
+  CHECK(g->metrics()->republished.load() >= 1);
+}
+
+} // namespace
+
+TEST_CASE("a replaced producer: a quiet device's unaccepted batches go to the new one (producer watch)") {
+  auto cfg = test_config();
+  cfg.producer_check = 50ms;
+  producer_replaced(cfg, 3000, 0);
+}
+
+TEST_CASE("a replaced producer: a device that keeps sending has its unaccepted batches republished first") {
+  auto cfg = test_config();
+  cfg.producer_check = std::chrono::hours(1); // the watch stays out of it
+  producer_replaced(cfg, 3000, 2000);
+}

@@ -53,6 +53,9 @@ struct config {
   std::size_t scheduler_moderate_polls = 0;
   caf::timespan drain_timeout = std::chrono::seconds(10);
   caf::timespan metrics_log_interval{0}; ///< 0: off
+  /// How often the producer watch checks whether a backend producer was replaced (not
+  /// a config key: only tests change it).
+  caf::timespan producer_check = std::chrono::milliseconds(200);
   bool raise_nofile = true;
   std::string ports_file; ///< when set: JSON with the bound ports, written at start
   std::vector<listener_config> listeners;

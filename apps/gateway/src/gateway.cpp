@@ -3,6 +3,7 @@
 #include "admin.hpp"
 #include "backends.hpp"
 #include "devcert.hpp"
+#include "producer_watch.hpp"
 #include "session.hpp"
 
 #include <warren/backend/control.hpp>
@@ -181,6 +182,14 @@ caf::error gateway::start() {
     metrics.id = "metrics";
     metrics.start = spawn_fn_of(metrics_logger, metrics_, registry_, cfg_.metrics_log_interval);
     children.push_back(std::move(metrics));
+    // Last: it depends on the backend and the sessions, and nothing depends on it.
+    std::vector<std::string> producer_names;
+    for (std::size_t i = 0; i < spec.producers; ++i)
+      producer_names.push_back(backend::producer_name_at(spec.producer_name, i));
+    child_spec watch;
+    watch.id = "producer_watch";
+    watch.start = spawn_fn_of(producer_watch, std::move(producer_names), registry_, cfg_.producer_check);
+    children.push_back(std::move(watch));
     supervisor_flags flags;
     flags.strategy = restart_strategy::rest_for_one;
     flags.intensity = 3;

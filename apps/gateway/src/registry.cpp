@@ -1,5 +1,6 @@
 #include "registry.hpp"
 
+#include <caf/send.hpp>
 #include <openssl/rand.h>
 
 #include <cstdio>
@@ -75,6 +76,18 @@ void session_registry::release(const std::string& conn_id) {
   // Only if it is still ours: after a takeover the device belongs to the new session.
   if (auto i = s.map.find(device_id); i != s.map.end() && i->second.conn_id == conn_id)
     s.map.erase(i);
+}
+
+std::size_t session_registry::broadcast(const caf::message& msg) const {
+  std::vector<caf::actor> to;
+  for (auto& s : *conns_) {
+    std::shared_lock<std::shared_mutex> guard{s.mtx};
+    for (auto& [id, e] : s.map)
+      to.push_back(e.session);
+  }
+  for (auto& a : to) // outside the locks: an enqueue may run a finished actor's cleanup
+    caf::anon_send(a, msg);
+  return to.size();
 }
 
 std::vector<session_view> session_registry::list() const {

@@ -10,6 +10,7 @@
 #include <warren/backend/messages.hpp>
 
 #include <caf/actor.hpp>
+#include <caf/message.hpp>
 
 #include <array>
 #include <atomic>
@@ -78,6 +79,10 @@ public:
 
   /// Removes the connection and, if it still holds it, its device id. Idempotent.
   void release(const std::string& conn_id);
+
+  /// Sends `msg` to every connected session (anonymously); returns how many. For
+  /// rare events: it visits every shard.
+  std::size_t broadcast(const caf::message& msg) const;
 
   std::vector<session_view> list() const;
   std::size_t connections() const;

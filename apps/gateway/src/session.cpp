@@ -1,5 +1,7 @@
 #include "session.hpp"
 
+#include "producer_watch.hpp"
+
 #include <warren/backend/control.hpp>
 #include <warren/backend/messages.hpp>
 #include <warren/exit.hpp>
@@ -44,7 +46,6 @@ namespace {
 using takeover_atom = caf::atom_constant<caf::atom("gwtakeover")>;
 
 constexpr uint64_t gap_timer = 1;
-constexpr uint64_t producer_timer = 2;
 
 int64_t unix_ms() {
   using namespace std::chrono;
@@ -120,7 +121,7 @@ public:
     }
     auto n = batch.size();
     auto last = batch.back().from_device_seq;
-    publish(ctx, last, caf::make_message(backend::publish_atom::value, std::move(batch)));
+    publish(last, caf::make_message(backend::publish_atom::value, std::move(batch)));
     stats_->seq_in.store(last, std::memory_order_relaxed);
     env_.metrics->messages_in.fetch_add(n, std::memory_order_relaxed);
     env_.metrics->batches_in.fetch_add(1, std::memory_order_relaxed);
@@ -155,6 +156,13 @@ public:
       on_deliver(ctx, msg.get_mutable_as<backend::to_device_message>(1));
       return true;
     }
+    if (msg.match_elements<producer_changed_atom>()) {
+      // A device that went quiet with batches the old producer never accepted.
+      if (!pending_.empty())
+        if (auto prod = names_->whereis(*producer_name_); prod && prod != producer_)
+          republish(std::move(prod));
+      return true;
+    }
     if (msg.match_elements<takeover_atom>()) {
       env_.metrics->takeovers.fetch_add(1, std::memory_order_relaxed);
       log().info("session {} (device {}): taken over by a new connection", conn_id_, device_id_);
@@ -169,20 +177,6 @@ public:
       if ((id >> 2) == gap_gen_)
         on_gap_timeout(ctx);
       report_out(ctx);
-    } else if (id == producer_timer) {
-      producer_timer_ = false;
-      if (pending_.empty())
-        return;
-      auto prod = names_->whereis(*producer_name_);
-      if (prod && prod != producer_) {
-        // The producer restarted: what the old one never accepted goes to the new one.
-        log().info("session {}: producer restarted; publishing {} batches again", conn_id_, pending_.size());
-        producer_ = prod;
-        for (auto& [seq, m] : pending_)
-          enqueue(prod, m);
-        env_.metrics->republished.fetch_add(pending_.size(), std::memory_order_relaxed);
-      }
-      arm_producer_timer(ctx);
     }
   }
 
@@ -209,9 +203,14 @@ private:
         self_->context());
   }
 
-  void publish(net::connection_context& ctx, uint64_t last, caf::message msg) {
+  void publish(uint64_t last, caf::message msg) {
     auto prod = names_->whereis(*producer_name_); // one shard lookup per read
     if (prod) {
+      // Another producer than last time (a restart): the batches the old one never
+      // accepted go first, in order. Its successor's acceptance is cumulative, so
+      // they must not be skipped.
+      if (prod != producer_ && !pending_.empty())
+        republish(prod);
       enqueue(prod, msg);
       producer_ = std::move(prod);
     } else if (!warned_no_producer_) {
@@ -219,14 +218,16 @@ private:
       log().warn("session {}: no backend producer running; device messages wait", conn_id_);
     }
     pending_.emplace_back(last, std::move(msg));
-    arm_producer_timer(ctx);
   }
 
-  void arm_producer_timer(net::connection_context& ctx) {
-    if (producer_timer_ || pending_.empty())
-      return;
-    producer_timer_ = true;
-    ctx.start_timer(producer_timer, opts_.producer_check);
+  /// Publishes every batch not yet accepted to `prod`, the producer from now on.
+  void republish(caf::actor prod) {
+    log().info("session {}: backend producer replaced; publishing {} batches again", conn_id_,
+               pending_.size());
+    for (auto& [seq, m] : pending_)
+      enqueue(prod, m);
+    env_.metrics->republished.fetch_add(pending_.size(), std::memory_order_relaxed);
+    producer_ = std::move(prod);
   }
 
   void on_accepted(net::connection_context& ctx, uint64_t seq) {
@@ -409,7 +410,6 @@ private:
   std::vector<std::pair<uint64_t, caf::message>> pending_;
   uint64_t accepted_ = 0;
   bool holding_ = false;
-  bool producer_timer_ = false;
   bool warned_no_producer_ = false;
   // backend -> device
   uint64_t unreported_out_ = 0;          ///< queued in this callback, not yet in the figures

@@ -39,9 +39,6 @@ struct session_options {
   /// stops reading from its device (connection_context::pause_reading); it reads again
   /// once no more than half of them wait. At most max_unaccepted + one read's batch wait.
   std::size_t max_unaccepted = 4096;
-  /// While messages wait for acceptance, how often the session checks whether the
-  /// producer restarted (and publishes them again to the new one).
-  caf::timespan producer_check = std::chrono::seconds(1);
   std::string producer_name = "warren.backend.producer";
   /// Producers in the backend's pool (backend_spec::producers): the session publishes
   /// to backend::producer_name_at(producer_name, producer_index(connection id, n)).
