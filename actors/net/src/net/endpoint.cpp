@@ -184,7 +184,6 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   // later write meanwhile costs the timer nothing but its own wake-up.
   std::atomic<bool> ack_wanted{false};
   std::atomic<bool> ack_timer_armed{false};
-  std::atomic<uint8_t> permit{0}; // reading: see permit_state
   // Writing (see write()): the actor posts its output and counts it in `unwritten`;
   // the loop writes it in order and tells the actor only when it asked to hear
   // (`wake_below`: its queue went under the low watermark), so a reply costs the
@@ -420,52 +419,19 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   }
 
   // -- reading ------------------------------------------------------------------------
-  //
-  // Active-once: the loop reads one batch per permission from the actor, never more.
-  // The permission comes one of two ways. The actor's read() post, for the first
-  // batch and whenever the loop got to the next batch before the actor allowed it
-  // (`parked`). Otherwise the actor only stores `permitted` in `permit` once it has
-  // handled a batch, and the loop, which waits for the socket's readiness meanwhile
-  // (holding no buffer), reads the next batch when both are there: a busy
-  // connection costs no post (and no wake-up of the loop) per batch.
 
-  /// `permit`: no_permit (the loop may wait for data, not read it), permitted (the
-  /// actor allows the next batch), parked (the loop has data and waits for the actor,
-  /// whose next read_more() posts read()).
-  enum permit_state : uint8_t { no_permit, permitted, parked };
-
-  /// The loop found data (or the end of the stream) for the next batch: true if the
-  /// actor allowed it (the permit is used up), false if it parked instead.
-  bool take_permit() {
-    uint8_t p = permitted;
-    if (permit.compare_exchange_strong(p, no_permit, std::memory_order_acq_rel))
-      return true;
-    p = no_permit;
-    if (permit.compare_exchange_strong(p, parked, std::memory_order_acq_rel))
-      return false;
-    permit.store(no_permit, std::memory_order_relaxed); // allowed in between
-    return true;
-  }
-
-  /// One read for the actor (its post: the permission itself): a batch of up to
-  /// `size` bytes. Tried at once unless the last batch ended because the socket was
-  /// drained; otherwise first waits for readability, holding no buffer meanwhile.
+  /// One read for the actor: a batch of up to `size` bytes. Tried at once unless the
+  /// last batch ended because the socket was drained; otherwise first waits for
+  /// readability, holding no buffer meanwhile.
   void read(std::string buf, std::size_t size) {
     if (closed)
       return;
     rbuf = std::move(buf);
     rsize = std::max<std::size_t>(size, 1);
-    granted = true;
-    start_read();
-  }
-
-  /// Reads with the actor's permission (`granted`), or hands over the end of the
-  /// stream met after the previous batch's data.
-  void start_read() {
     reading = true;
     if (end_status != io_status::ok) {
+      // The previous batch ran into the end of the stream after its data.
       reading = false;
-      granted = false;
       if (end_status == io_status::eof)
         tell(eof_atom::value);
       else
@@ -476,28 +442,6 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
       wait_readable(io_status::want_read);
     else
       do_read();
-  }
-
-  /// After a batch went to the actor: wait for the next one's data (or take it at
-  /// once if the socket has more, or the stream's end), reading it if the actor
-  /// allowed it by then.
-  void next_read() {
-    if (closed)
-      return;
-    if (drained && end_status == io_status::ok) {
-      reading = true;
-      wait_readable(io_status::want_read);
-      return;
-    }
-    if (!take_permit())
-      return; // parked
-    granted = true;
-    // Not from here: the actor may keep allowing as fast as we read (a flood), and
-    // each batch would nest a call deeper.
-    asio::post(sock.get_executor(), [self = shared_from_this()] {
-      if (!self->closed)
-        self->start_read();
-    });
   }
 
   void do_read() {
@@ -519,10 +463,8 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
         end_error = std::move(err);
       }
       reading = false;
-      granted = false;
       rbuf.assign(p, got);
       tell(data_atom::value, std::move(rbuf));
-      next_read();
       return;
     }
     switch (st) {
@@ -532,21 +474,18 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
         return;
       case io_status::eof:
         reading = false;
-        granted = false;
         tell(eof_atom::value);
         return;
       case io_status::error:
       case io_status::ok:
         reading = false;
-        granted = false;
         tell(sock_err_atom::value, err.gone, std::move(err.what));
         return;
     }
   }
 
   /// Waits until the read can go on (`st`: readable, or writable when TLS must
-  /// write first). A large spare buffer is given back meanwhile. Without the actor's
-  /// permission (next_read()), readiness only parks the loop.
+  /// write first). A large spare buffer is given back meanwhile.
   void wait_readable(io_status st) {
     if (rbuf.capacity() > 256)
       std::string{}.swap(rbuf);
@@ -556,11 +495,7 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
         step(); // closing: nothing more is read
       } else if (!ec) {
         drained = false;
-        if (granted || (granted = take_permit())) {
-          do_read();
-        } else {
-          reading = false; // parked: the actor's read() post goes on
-        }
+        do_read();
       } else {
         reading = false;
         if (ec != asio::error::operation_aborted)
@@ -641,9 +576,7 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
       do_write();
       return;
     }
-    wbuf.clear(); // kept for the next write, unless large (idle connections are most)
-    if (wbuf.capacity() > 4096)
-      std::string{}.swap(wbuf);
+    std::string{}.swap(wbuf); // the next write brings its own (idle connections are most)
     if (wqueue.capacity() > 4096)
       std::string{}.swap(wqueue);
   }
@@ -828,8 +761,7 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   io_error end_error;                            // with end_status
   io_status end_status = io_status::ok;          // eof/error met after a batch's data
   bool drained = false;                          // the last read found the socket empty: wait before the next
-  bool reading = false;                          // a read, or the wait for the next batch's data, is pending
-  bool granted = false;                          // the actor allowed the read under way (active-once)
+  bool reading = false;
   bool writing = false;
   bool closed = false;   // close() or shutdown() began: the actor hears nothing more
   bool shutting = false; // graceful close in progress
@@ -972,7 +904,7 @@ public:
     if (done_ || closing_)
       return false;
     if (out_.capacity() < 64) // one allocation per batch, not a doubling series
-      out_.reserve(std::clamp<std::size_t>(last_flush_ * 2, 1024, 64 * 1024));
+      out_.reserve(std::clamp<std::size_t>(last_flush_ * 2, 256, 64 * 1024));
     if (codec_ == codec_kind::frame) {
       if (frame.size() > st_->opts.max_frame || frame.size() > std::numeric_limits<uint32_t>::max())
         return false;
@@ -1309,14 +1241,6 @@ private:
       return;
     }
     reading_ = true;
-    // The loop reads the next batch on its own when its data comes and it finds this
-    // permission; a post only when it got there first (conn_io::next_read).
-    if (io_->permit.exchange(conn_io::permitted, std::memory_order_acq_rel) != conn_io::parked) {
-      if (spare_in_.capacity() > 256)
-        std::string{}.swap(spare_in_); // the loop reads into a string of its own
-      return;
-    }
-    io_->permit.store(conn_io::no_permit, std::memory_order_relaxed); // the post is the permission
     auto size = st_->opts.read_buffer;
     post([buf = std::move(spare_in_), size](conn_io& io) mutable { io.read(std::move(buf), size); });
   }
