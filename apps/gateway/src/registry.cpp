@@ -3,7 +3,7 @@
 #include <caf/send.hpp>
 #include <openssl/rand.h>
 
-#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -11,7 +11,8 @@
 namespace warren::gateway {
 
 session_registry::session_registry()
-  : conns_(std::make_unique<shards<session_entry>>()), devices_(std::make_unique<shards<device_entry>>()) {}
+  : conns_(std::make_unique<shards<std::string_view, session_entry>>()),
+    devices_(std::make_unique<shards<std::string, device_entry>>()) {}
 
 session_registry::~session_registry() = default;
 
@@ -28,13 +29,13 @@ caf::actor session_registry::find(backend::address_kind kind, std::string_view i
   return i == s.map.end() ? caf::actor{} : i->second.session;
 }
 
-void session_registry::add_connection(const std::string& conn_id, session_entry entry) {
+void session_registry::add_connection(std::string_view conn_id, session_entry entry) {
   auto& s = (*conns_)[index(conn_id)];
   std::unique_lock<std::shared_mutex> guard{s.mtx};
   s.map.insert_or_assign(conn_id, std::move(entry));
 }
 
-caf::actor session_registry::claim_device(const std::string& device_id, const std::string& conn_id,
+caf::actor session_registry::claim_device(const std::string& device_id, std::string_view conn_id,
                                           const caf::actor& session, std::shared_ptr<device_state>& state) {
   caf::actor previous;
   {
@@ -58,7 +59,7 @@ caf::actor session_registry::claim_device(const std::string& device_id, const st
   return previous;
 }
 
-void session_registry::release(const std::string& conn_id) {
+void session_registry::release(std::string_view conn_id) {
   std::string device_id;
   {
     auto& s = (*conns_)[index(conn_id)];
@@ -98,9 +99,12 @@ std::vector<session_view> session_registry::list() const {
       session_view v;
       v.connection_id = id;
       v.device_id = e.device_id;
-      v.peer = e.peer;
-      v.listener = e.listener;
-      v.tls_version = e.tls_version;
+      if (e.info) {
+        v.peer = e.info->peer;
+        v.tls_version = e.info->tls_version;
+      }
+      if (e.listener)
+        v.listener = *e.listener;
       v.connected_since_ms = e.connected_since_ms;
       if (e.stats) {
         v.seq_in = e.stats->seq_in.load(std::memory_order_relaxed);
@@ -130,20 +134,42 @@ std::size_t session_registry::devices() const {
   return n;
 }
 
-std::string make_uuid_v4() {
-  unsigned char b[16];
-  if (RAND_bytes(b, sizeof(b)) != 1) {
-    thread_local std::mt19937_64 gen{std::random_device{}()};
-    for (auto& x : b)
-      x = static_cast<unsigned char>(gen());
+void write_uuid_v4(char (&out)[36]) {
+  // Random bytes from OpenSSL's generator, fetched 4 KiB at a time per thread: one
+  // RAND_bytes call per 256 connections instead of one each.
+  struct pool {
+    unsigned char bytes[4096];
+    std::size_t used = sizeof(bytes);
+  };
+  thread_local pool p;
+  if (p.used + 16 > sizeof(p.bytes)) {
+    if (RAND_bytes(p.bytes, sizeof(p.bytes)) != 1) {
+      thread_local std::mt19937_64 gen{std::random_device{}()};
+      for (auto& x : p.bytes)
+        x = static_cast<unsigned char>(gen());
+    }
+    p.used = 0;
   }
+  unsigned char b[16];
+  std::memcpy(b, p.bytes + p.used, sizeof(b));
+  std::memset(p.bytes + p.used, 0, sizeof(b)); // not left lying around
+  p.used += sizeof(b);
   b[6] = static_cast<unsigned char>((b[6] & 0x0F) | 0x40); // version 4
   b[8] = static_cast<unsigned char>((b[8] & 0x3F) | 0x80); // RFC 4122 variant
-  char out[37];
-  std::snprintf(out, sizeof(out), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-                b[15]);
-  return out;
+  static constexpr char hex[] = "0123456789abcdef";
+  std::size_t o = 0;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      out[o++] = '-';
+    out[o++] = hex[b[i] >> 4];
+    out[o++] = hex[b[i] & 0x0F];
+  }
+}
+
+std::string make_uuid_v4() {
+  char out[36];
+  write_uuid_v4(out);
+  return std::string{out, sizeof(out)};
 }
 
 } // namespace warren::gateway

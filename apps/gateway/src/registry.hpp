@@ -8,6 +8,7 @@
 #pragma once
 
 #include <warren/backend/messages.hpp>
+#include <warren/net/protocol.hpp>
 
 #include <caf/actor.hpp>
 #include <caf/message.hpp>
@@ -52,14 +53,16 @@ struct session_view {
 
 class session_registry final : public backend::router {
 public:
+  /// What the registry keeps of a connection. It points into the session and its
+  /// endpoint (no copies: idle connections are most of a gateway's memory), which is
+  /// why a session releases its entry before it goes (on close, and in its destructor).
   struct session_entry {
     caf::actor session;
     std::string device_id;
-    std::string peer;
-    std::string listener;
-    std::string tls_version;
+    const net::connection_info* info = nullptr; ///< peer, TLS version
+    const std::string* listener = nullptr;
     int64_t connected_since_ms = 0;
-    std::shared_ptr<session_stats> stats;
+    const session_stats* stats = nullptr;
   };
 
   session_registry();
@@ -68,17 +71,18 @@ public:
   // -- router ------------------------------------------------------------------------
   caf::actor find(backend::address_kind kind, std::string_view id) const override;
 
-  /// Adds a connection. The id is a fresh UUID: never taken.
-  void add_connection(const std::string& conn_id, session_entry entry);
+  /// Adds a connection. The id is a fresh UUID: never taken. `conn_id`'s characters,
+  /// like what `entry` points to, must stay valid and unchanged until release(conn_id).
+  void add_connection(std::string_view conn_id, session_entry entry);
 
   /// Gives `device_id` to connection `conn_id`. Returns the session that held it
   /// before (to be closed: takeover), or a null handle; `state` receives the device's
   /// ordering state (inherited from the previous session, or new).
-  caf::actor claim_device(const std::string& device_id, const std::string& conn_id, const caf::actor& session,
+  caf::actor claim_device(const std::string& device_id, std::string_view conn_id, const caf::actor& session,
                           std::shared_ptr<device_state>& state);
 
   /// Removes the connection and, if it still holds it, its device id. Idempotent.
-  void release(const std::string& conn_id);
+  void release(std::string_view conn_id);
 
   /// Sends `msg` to every connected session (anonymously); returns how many. For
   /// rare events: it visits every shard.
@@ -100,21 +104,25 @@ private:
     caf::actor session;
     std::shared_ptr<device_state> state;
   };
-  template <class V>
+  template <class K, class V>
   struct shard {
     mutable std::shared_mutex mtx;
-    std::unordered_map<std::string, V, hash, std::equal_to<>> map;
+    std::unordered_map<K, V, hash, std::equal_to<>> map;
   };
-  template <class V>
-  using shards = std::array<shard<V>, shard_count>;
+  template <class K, class V>
+  using shards = std::array<shard<K, V>, shard_count>;
 
   static std::size_t index(std::string_view key) noexcept { return hash{}(key) % shard_count; }
 
-  std::unique_ptr<shards<session_entry>> conns_;
-  std::unique_ptr<shards<device_entry>> devices_;
+  // Keyed by the session's own connection id string (see add_connection).
+  std::unique_ptr<shards<std::string_view, session_entry>> conns_;
+  std::unique_ptr<shards<std::string, device_entry>> devices_;
 };
 
 /// A random (version 4) UUID in its canonical text form.
 std::string make_uuid_v4();
+
+/// The same, written to `out` (36 characters, no terminator).
+void write_uuid_v4(char (&out)[36]);
 
 } // namespace warren::gateway

@@ -55,36 +55,62 @@ int64_t unix_ms() {
 /// What every session of a listener reads and none changes.
 struct shared_options {
   session_options opts;
+  session_env env;
   std::vector<std::string> producer_names; ///< the backend's pool, by producer_index()
+};
+
+/// The messages held behind a to_device_seq gap, by to_device_seq. Allocated only
+/// while there are any: an empty std::map is 48 bytes, in every idle session.
+class held_messages {
+public:
+  using map = std::map<uint64_t, std::string>;
+  bool empty() const { return !m_ || m_->empty(); }
+  std::size_t size() const { return m_ ? m_->size() : 0; }
+  void insert_or_assign(uint64_t seq, std::string payload) {
+    if (!m_)
+      m_ = std::make_unique<map>();
+    m_->insert_or_assign(seq, std::move(payload));
+  }
+  map::iterator begin() { return m_->begin(); } ///< only when !empty()
+  void erase(map::iterator i) {
+    m_->erase(i);
+    if (m_->empty())
+      m_.reset();
+  }
+
+private:
+  std::unique_ptr<map> m_;
 };
 
 class device_session final : public net::protocol {
 public:
-  device_session(std::shared_ptr<const shared_options> shared, const session_env& env)
-    : shared_(std::move(shared)), opts_(shared_->opts), env_(env) {}
+  explicit device_session(std::shared_ptr<const shared_options> shared) : shared_(std::move(shared)) {}
+
+  // The registry entry points into this object: gone before it is, on close or here
+  // (whatever ended the endpoint, kill and a throwing callback included).
+  ~device_session() override {
+    if (registered_)
+      env().registry->release(id());
+  }
 
   void on_connect(net::connection_context& ctx) override {
     auto self = ctx.self();
     self_ = caf::actor_cast<caf::local_actor*>(self);
     names_ = &warren::names(self->home_system());
-    conn_id_ = make_uuid_v4();
-    producer_name_ = &shared_->producer_names[backend::producer_index(conn_id_, opts_.producers)];
-    stats_ = std::make_shared<session_stats>();
-    state_ = std::make_shared<device_state>();
+    write_uuid_v4(conn_id_);
+    producer_name_ = &shared_->producer_names[backend::producer_index(id(), opts().producers)];
     session_registry::session_entry e;
     e.session = self;
-    e.peer = ctx.info().peer;
-    e.listener = opts_.listener;
-    e.tls_version = ctx.info().tls_version;
+    e.info = &ctx.info(); // valid as long as we are (protocol.hpp)
+    e.listener = &opts().listener;
     e.connected_since_ms = unix_ms();
-    e.stats = stats_;
-    env_.registry->add_connection(conn_id_, std::move(e));
-    // Released on close whatever the reason, kill included (attachables always run).
-    self->attach_functor([reg = env_.registry, id = conn_id_] { reg->release(id); });
-    env_.metrics->sessions_opened.fetch_add(1, std::memory_order_relaxed);
-    if (opts_.identify == identify_mode::first_message)
+    e.stats = &stats_;
+    env().registry->add_connection(id(), std::move(e));
+    registered_ = true;
+    env().metrics->sessions_opened.fetch_add(1, std::memory_order_relaxed);
+    if (opts().identify == identify_mode::first_message)
       offset_ = 1;
-    else if (opts_.identify == identify_mode::cert && !ctx.info().verified_subject.empty())
+    else if (opts().identify == identify_mode::cert && !ctx.info().verified_subject.empty())
       claim(ctx.info().verified_subject);
   }
 
@@ -96,7 +122,7 @@ public:
     if (offset_ == 1 && !identified_) {
       // identify = first_message: the first line/frame is the device id.
       if (frames[0].empty()) {
-        env_.metrics->identify_failures.fetch_add(1, std::memory_order_relaxed);
+        env().metrics->identify_failures.fetch_add(1, std::memory_order_relaxed);
         ctx.close(shutdown_with("identify_failed"));
         return;
       }
@@ -112,7 +138,7 @@ public:
     for (; i < frames.size(); ++i) {
       auto seq = first_seq + i;
       auto& m = batch.emplace_back();
-      m.connection_id = conn_id_;
+      m.connection_id.assign(id());
       m.device_id = device_id_;
       m.from_device_seq = seq - offset_;
       if (framed)
@@ -122,16 +148,16 @@ public:
     auto n = batch.size();
     auto last = batch.back().from_device_seq;
     publish(last, caf::make_message(backend::publish_atom::value, std::move(batch)));
-    stats_->seq_in.store(last, std::memory_order_relaxed);
-    env_.metrics->messages_in.fetch_add(n, std::memory_order_relaxed);
-    env_.metrics->batches_in.fetch_add(1, std::memory_order_relaxed);
-    if (last - accepted_ > opts_.max_unaccepted && !holding_) {
+    stats_.seq_in.store(last, std::memory_order_relaxed);
+    env().metrics->messages_in.fetch_add(n, std::memory_order_relaxed);
+    env().metrics->batches_in.fetch_add(1, std::memory_order_relaxed);
+    if (last - accepted_ > opts().max_unaccepted && !holding_) {
       // Backpressure: no more reads until the backend accepted down to half the bound
       // (on_accepted); the device fills its TCP window meanwhile.
       holding_ = true;
       ctx.pause_reading();
-      env_.metrics->reads_held.fetch_add(1, std::memory_order_relaxed);
-      log().debug("session {}: {} device messages wait for the backend; reading held", conn_id_,
+      env().metrics->reads_held.fetch_add(1, std::memory_order_relaxed);
+      log().debug("session {}: {} device messages wait for the backend; reading held", id(),
                   last - accepted_);
     }
   }
@@ -164,8 +190,8 @@ public:
       return true;
     }
     if (msg.match_elements<takeover_atom>()) {
-      env_.metrics->takeovers.fetch_add(1, std::memory_order_relaxed);
-      log().info("session {} (device {}): taken over by a new connection", conn_id_, device_id_);
+      env().metrics->takeovers.fetch_add(1, std::memory_order_relaxed);
+      log().info("session {} (device {}): taken over by a new connection", id(), device_id_);
       ctx.close(shutdown_with("takeover"));
       return true;
     }
@@ -181,8 +207,9 @@ public:
   }
 
   void on_close(const caf::error&) override {
-    env_.registry->release(conn_id_);
-    env_.metrics->sessions_closed.fetch_add(1, std::memory_order_relaxed);
+    if (std::exchange(registered_, false))
+      env().registry->release(id());
+    env().metrics->sessions_closed.fetch_add(1, std::memory_order_relaxed);
   }
 
 private:
@@ -192,7 +219,8 @@ private:
     device_id_ = std::move(device_id);
     identified_ = true;
     auto previous =
-        env_.registry->claim_device(device_id_, conn_id_, caf::actor_cast<caf::actor>(self_), state_);
+        env().registry->claim_device(device_id_, id(), caf::actor_cast<caf::actor>(self_), device_state_);
+    seq_ = device_state_.get();
     if (previous)
       caf::anon_send(previous, takeover_atom::value);
   }
@@ -215,32 +243,31 @@ private:
       producer_ = std::move(prod);
     } else if (!warned_no_producer_) {
       warned_no_producer_ = true;
-      log().warn("session {}: no backend producer running; device messages wait", conn_id_);
+      log().warn("session {}: no backend producer running; device messages wait", id());
     }
     pending_.emplace_back(last, std::move(msg));
   }
 
   /// Publishes every batch not yet accepted to `prod`, the producer from now on.
   void republish(caf::actor prod) {
-    log().info("session {}: backend producer replaced; publishing {} batches again", conn_id_,
-               pending_.size());
+    log().info("session {}: backend producer replaced; publishing {} batches again", id(), pending_.size());
     for (auto& [seq, m] : pending_)
       enqueue(prod, m);
-    env_.metrics->republished.fetch_add(pending_.size(), std::memory_order_relaxed);
+    env().metrics->republished.fetch_add(pending_.size(), std::memory_order_relaxed);
     producer_ = std::move(prod);
   }
 
   void on_accepted(net::connection_context& ctx, uint64_t seq) {
     if (seq <= accepted_)
       return;
-    env_.metrics->backend_accepted.fetch_add(seq - accepted_, std::memory_order_relaxed);
+    env().metrics->backend_accepted.fetch_add(seq - accepted_, std::memory_order_relaxed);
     accepted_ = seq;
-    stats_->accepted.store(seq, std::memory_order_relaxed);
+    stats_.accepted.store(seq, std::memory_order_relaxed);
     auto done =
         std::find_if(pending_.begin(), pending_.end(), [seq](const auto& p) { return p.first > seq; });
     pending_.erase(pending_.begin(), done);
     ctx.ack(seq + offset_); // codec frame: the device may forget these now
-    if (holding_ && stats_->seq_in.load(std::memory_order_relaxed) - accepted_ <= opts_.max_unaccepted / 2) {
+    if (holding_ && stats_.seq_in.load(std::memory_order_relaxed) - accepted_ <= opts().max_unaccepted / 2) {
       holding_ = false;
       ctx.resume_reading();
     }
@@ -260,8 +287,8 @@ private:
   void report_out(net::connection_context& ctx) {
     if (unreported_out_ == 0)
       return;
-    stats_->seq_out.store(ctx.frames_out(), std::memory_order_relaxed);
-    env_.metrics->messages_out.fetch_add(unreported_out_, std::memory_order_relaxed);
+    stats_.seq_out.store(ctx.frames_out(), std::memory_order_relaxed);
+    env().metrics->messages_out.fetch_add(unreported_out_, std::memory_order_relaxed);
     unreported_out_ = 0;
   }
 
@@ -269,13 +296,14 @@ private:
   // cannot be encoded (a line with LF, a PUSH over max_frame): either way not queued.
   void reply(caf::response_promise& rp, bool ok) {
     if (!ok)
-      env_.metrics->undeliverable.fetch_add(1, std::memory_order_relaxed);
+      env().metrics->undeliverable.fetch_add(1, std::memory_order_relaxed);
     if (!rp.pending())
       return;
     if (ok)
       rp.deliver(backend::delivered_atom::value);
     else
-      rp.deliver(backend::make_error(backend::backend_errc::closing, "not queued to connection " + conn_id_));
+      rp.deliver(backend::make_error(backend::backend_errc::closing,
+                                     "not queued to connection " + std::string{id()}));
   }
 
   void on_deliver(net::connection_context& ctx, backend::to_device_message& m) {
@@ -300,14 +328,14 @@ private:
       if (h) {
         held = true;
         // The same bound as for single messages, checked as they come.
-        if (held_.size() > opts_.max_reorder)
+        if (held_.size() > opts().max_reorder)
           after_hold(ctx);
       }
     }
     if (held)
       after_hold(ctx);
     if (refused > 0)
-      env_.metrics->undeliverable.fetch_add(refused, std::memory_order_relaxed);
+      env().metrics->undeliverable.fetch_add(refused, std::memory_order_relaxed);
     report_out(ctx);
   }
 
@@ -317,28 +345,28 @@ private:
     if (!m.to_device_seq)
       return send_out(ctx, m.payload);
     auto seq = *m.to_device_seq;
-    auto next = state_->next_to_device_seq.load(std::memory_order_relaxed);
+    auto next = seq_->next_to_device_seq.load(std::memory_order_relaxed);
     if (seq < next) {
       // Late (its gap was skipped) or a redelivery: at-least-once, deliver it.
-      log().debug("session {}: to_device_seq {} below the expected {}", conn_id_, seq, next);
+      log().debug("session {}: to_device_seq {} below the expected {}", id(), seq, next);
       return send_out(ctx, m.payload);
     }
     if (seq == next) {
       bool ok = send_out(ctx, m.payload);
-      state_->next_to_device_seq.store(next + 1, std::memory_order_relaxed);
+      seq_->next_to_device_seq.store(next + 1, std::memory_order_relaxed);
       flush_held(ctx);
       return ok;
     }
     // A gap: hold it until the missing ones come or gap_timeout passes.
     held_.insert_or_assign(seq, std::move(m.payload));
-    env_.metrics->reordered.fetch_add(1, std::memory_order_relaxed);
+    env().metrics->reordered.fetch_add(1, std::memory_order_relaxed);
     held = true;
     return true;
   }
 
   /// After a message was held: skip the gap when too many wait, else start its timer.
   void after_hold(net::connection_context& ctx) {
-    if (held_.size() > opts_.max_reorder) {
+    if (held_.size() > opts().max_reorder) {
       skip_gap(ctx, "too many messages held");
     } else if (!gap_armed_ && !held_.empty()) {
       arm_gap_timer(ctx);
@@ -346,7 +374,7 @@ private:
   }
 
   void flush_held(net::connection_context& ctx) {
-    auto next = state_->next_to_device_seq.load(std::memory_order_relaxed);
+    auto next = seq_->next_to_device_seq.load(std::memory_order_relaxed);
     while (!held_.empty() && held_.begin()->first <= next) {
       auto it = held_.begin();
       send_out(ctx, it->second);
@@ -354,7 +382,7 @@ private:
         ++next;
       held_.erase(it);
     }
-    state_->next_to_device_seq.store(next, std::memory_order_relaxed);
+    seq_->next_to_device_seq.store(next, std::memory_order_relaxed);
     if (held_.empty()) {
       gap_armed_ = false;
       ++gap_gen_; // a pending gap timer is stale now
@@ -363,16 +391,16 @@ private:
 
   void arm_gap_timer(net::connection_context& ctx) {
     gap_armed_ = true;
-    gap_for_ = state_->next_to_device_seq.load(std::memory_order_relaxed);
+    gap_for_ = seq_->next_to_device_seq.load(std::memory_order_relaxed);
     ++gap_gen_;
-    ctx.start_timer((gap_gen_ << 2) | gap_timer, opts_.gap_timeout);
+    ctx.start_timer((gap_gen_ << 2) | gap_timer, opts().gap_timeout);
   }
 
   void on_gap_timeout(net::connection_context& ctx) {
     gap_armed_ = false;
     if (held_.empty())
       return;
-    auto next = state_->next_to_device_seq.load(std::memory_order_relaxed);
+    auto next = seq_->next_to_device_seq.load(std::memory_order_relaxed);
     if (next == gap_for_)
       skip_gap(ctx, "gap_timeout");
     else if (!held_.empty())
@@ -380,43 +408,52 @@ private:
   }
 
   void skip_gap(net::connection_context& ctx, const char* why) {
-    auto next = state_->next_to_device_seq.load(std::memory_order_relaxed);
+    auto next = seq_->next_to_device_seq.load(std::memory_order_relaxed);
     auto first = held_.begin()->first;
-    log().warn("session {} (device {}): to_device_seq {}..{} missing ({}); skipped", conn_id_, device_id_,
-               next, first - 1, why);
-    env_.metrics->gap_skips.fetch_add(1, std::memory_order_relaxed);
-    state_->next_to_device_seq.store(first, std::memory_order_relaxed);
+    log().warn("session {} (device {}): to_device_seq {}..{} missing ({}); skipped", id(), device_id_, next,
+               first - 1, why);
+    env().metrics->gap_skips.fetch_add(1, std::memory_order_relaxed);
+    seq_->next_to_device_seq.store(first, std::memory_order_relaxed);
     flush_held(ctx);
     if (!held_.empty())
       arm_gap_timer(ctx);
   }
 
-  std::shared_ptr<const shared_options> shared_; // one per listener: idle sessions are most
-  const session_options& opts_;
-  session_env env_;
-  caf::local_actor* self_ = nullptr; // the endpoint: owns this protocol, so a raw pointer
+  const session_options& opts() const { return shared_->opts; }
+  const session_env& env() const { return shared_->env; }
+  std::string_view id() const { return {conn_id_, sizeof(conn_id_)}; }
+
+  // Ordered by size: an idle session is this object and its registry entry, nothing
+  // else (no copy of what the endpoint or the listener holds already).
+  std::shared_ptr<const shared_options> shared_; // one per listener
+  caf::local_actor* self_ = nullptr;             // the endpoint: owns this protocol, so a raw pointer
   name_service* names_ = nullptr;
-  std::string conn_id_;
   const std::string* producer_name_ = nullptr; ///< the pool member this connection publishes to
   std::string device_id_;
-  bool identified_ = false;
   uint64_t offset_ = 0; ///< endpoint seq - from_device_seq (1 when the first message is the id)
-  std::shared_ptr<session_stats> stats_;
-  std::shared_ptr<device_state> state_;
+  session_stats stats_;
+  // to_device_seq state: our own until the device is identified, then the device's
+  // (it survives a takeover); seq_ points to the one in use.
+  device_state own_seq_;
+  std::shared_ptr<device_state> device_state_;
+  device_state* seq_ = &own_seq_;
   // device -> backend
   caf::actor producer_;
   // Published, not yet accepted; oldest first. A vector: an empty std::deque already
   // holds ~600 bytes, in every idle session.
   std::vector<std::pair<uint64_t, caf::message>> pending_;
   uint64_t accepted_ = 0;
-  bool holding_ = false;
-  bool warned_no_producer_ = false;
   // backend -> device
-  uint64_t unreported_out_ = 0;          ///< queued in this callback, not yet in the figures
-  std::map<uint64_t, std::string> held_; ///< behind a to_device_seq gap
-  bool gap_armed_ = false;
+  held_messages held_; ///< behind a to_device_seq gap
   uint64_t gap_for_ = 0;
   uint64_t gap_gen_ = 0;
+  uint32_t unreported_out_ = 0; ///< queued in this callback, not yet in the figures
+  char conn_id_[36] = {};       ///< UUID v4, canonical text (id())
+  bool identified_ = false;
+  bool registered_ = false; ///< the registry has our entry
+  bool holding_ = false;
+  bool warned_no_producer_ = false;
+  bool gap_armed_ = false;
 };
 
 } // namespace
@@ -426,8 +463,9 @@ net::protocol_factory session_factory(session_options opts, session_env env) {
   for (std::size_t i = 0; i < std::max<std::size_t>(opts.producers, 1); ++i)
     shared->producer_names.push_back(backend::producer_name_at(opts.producer_name, i));
   shared->opts = std::move(opts);
+  shared->env = std::move(env);
   std::shared_ptr<const shared_options> cshared = std::move(shared);
-  return [cshared, env = std::move(env)] { return std::make_unique<device_session>(cshared, env); };
+  return [cshared] { return std::make_unique<device_session>(cshared); };
 }
 
 } // namespace warren::gateway

@@ -1290,8 +1290,8 @@ private:
   std::shared_ptr<conn_io> io_;
   codec::line_decoder lines_;
   codec::frame_decoder frames_;
+  connection_info info_; // before proto_: it outlives the protocol (protocol.hpp, info())
   std::unique_ptr<protocol> proto_;
-  connection_info info_;
   std::vector<std::string_view> batch_;
   std::string out_;            // queued output, not yet handed to the loop
   std::size_t last_flush_ = 0; // size of the last output handed over: out_'s next reserve

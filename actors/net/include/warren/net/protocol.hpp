@@ -48,6 +48,8 @@ public:
   /// Closes after the queued output is written (and, over TLS, a close_notify). An
   /// empty reason is a normal exit.
   virtual void close(caf::error reason = {}) = 0;
+  /// Valid, and unchanged, from on_connect until the protocol is destroyed: a protocol
+  /// may keep a pointer to it.
   virtual const connection_info& info() const = 0;
   /// Calls protocol::on_timer(ctx, id) once after `delay` (unless closed first).
   virtual void start_timer(uint64_t id, caf::timespan delay) = 0;
