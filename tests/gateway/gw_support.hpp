@@ -132,6 +132,32 @@ struct collector {
   }
 };
 
+/// What a TLS device presents and trusts (for `client_tls`).
+struct client_tls_options {
+  std::string ca_file;   ///< verify the gateway's certificate against it; empty: no verification
+  std::string cert_file; ///< client certificate (PEM) for mTLS; empty: none
+  std::string key_file;  ///< its private key (PEM)
+  int max_version = 0;   ///< e.g. TLS1_2_VERSION; 0: the library's maximum (TLS 1.3)
+};
+
+/// A TLS client context for `device`, optionally with a client certificate (mTLS).
+inline std::shared_ptr<asio::ssl::context> client_tls(const client_tls_options& o) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  if (o.ca_file.empty()) {
+    ctx->set_verify_mode(asio::ssl::verify_none);
+  } else {
+    ctx->set_verify_mode(asio::ssl::verify_peer);
+    ctx->load_verify_file(o.ca_file);
+  }
+  if (o.max_version != 0)
+    SSL_CTX_set_max_proto_version(ctx->native_handle(), o.max_version);
+  if (!o.cert_file.empty()) {
+    ctx->use_certificate_chain_file(o.cert_file);
+    ctx->use_private_key_file(o.key_file, asio::ssl::context::pem);
+  }
+  return ctx;
+}
+
 /// One device connection driven from the test thread; every wait has a deadline.
 class device {
 public:
