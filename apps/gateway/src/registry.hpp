@@ -31,7 +31,6 @@ namespace warren::gateway {
 struct session_stats {
   std::atomic<uint64_t> seq_in{0};  ///< from_device_seq of the latest device message
   std::atomic<uint64_t> seq_out{0}; ///< messages queued to the device
-  std::atomic<uint64_t> accepted{0};
 };
 
 /// Per-device ordering state; survives a takeover (the new session inherits it).

@@ -57,6 +57,9 @@ struct shared_options {
   session_options opts;
   session_env env;
   std::vector<std::string> producer_names; ///< the backend's pool, by producer_index()
+  /// The actor system's name service, set by the first session (a name service is
+  /// installed before the gateway starts, never while it runs).
+  mutable std::atomic<name_service*> names{nullptr};
 };
 
 /// The messages held behind a to_device_seq gap, by to_device_seq. Allocated only
@@ -96,7 +99,8 @@ public:
   void on_connect(net::connection_context& ctx) override {
     auto self = ctx.self();
     self_ = caf::actor_cast<caf::local_actor*>(self);
-    names_ = &warren::names(self->home_system());
+    if (shared_->names.load(std::memory_order_acquire) == nullptr) // the same for every session
+      shared_->names.store(&warren::names(self->home_system()), std::memory_order_release);
     write_uuid_v4(conn_id_);
     producer_name_ = &shared_->producer_names[backend::producer_index(id(), opts().producers)];
     session_registry::session_entry e;
@@ -185,7 +189,7 @@ public:
     if (msg.match_elements<producer_changed_atom>()) {
       // A device that went quiet with batches the old producer never accepted.
       if (!pending_.empty())
-        if (auto prod = names_->whereis(*producer_name_); prod && prod != producer_)
+        if (auto prod = names()->whereis(*producer_name_); prod && prod != producer_)
           republish(std::move(prod));
       return true;
     }
@@ -220,7 +224,6 @@ private:
     identified_ = true;
     auto previous =
         env().registry->claim_device(device_id_, id(), caf::actor_cast<caf::actor>(self_), device_state_);
-    seq_ = device_state_.get();
     if (previous)
       caf::anon_send(previous, takeover_atom::value);
   }
@@ -232,7 +235,7 @@ private:
   }
 
   void publish(uint64_t last, caf::message msg) {
-    auto prod = names_->whereis(*producer_name_); // one shard lookup per read
+    auto prod = names()->whereis(*producer_name_); // one shard lookup per read
     if (prod) {
       // Another producer than last time (a restart): the batches the old one never
       // accepted go first, in order. Its successor's acceptance is cumulative, so
@@ -262,7 +265,6 @@ private:
       return;
     env().metrics->backend_accepted.fetch_add(seq - accepted_, std::memory_order_relaxed);
     accepted_ = seq;
-    stats_.accepted.store(seq, std::memory_order_relaxed);
     auto done =
         std::find_if(pending_.begin(), pending_.end(), [seq](const auto& p) { return p.first > seq; });
     pending_.erase(pending_.begin(), done);
@@ -345,7 +347,7 @@ private:
     if (!m.to_device_seq)
       return send_out(ctx, m.payload);
     auto seq = *m.to_device_seq;
-    auto next = seq_->next_to_device_seq.load(std::memory_order_relaxed);
+    auto next = order().next_to_device_seq.load(std::memory_order_relaxed);
     if (seq < next) {
       // Late (its gap was skipped) or a redelivery: at-least-once, deliver it.
       log().debug("session {}: to_device_seq {} below the expected {}", id(), seq, next);
@@ -353,7 +355,7 @@ private:
     }
     if (seq == next) {
       bool ok = send_out(ctx, m.payload);
-      seq_->next_to_device_seq.store(next + 1, std::memory_order_relaxed);
+      order().next_to_device_seq.store(next + 1, std::memory_order_relaxed);
       flush_held(ctx);
       return ok;
     }
@@ -374,7 +376,7 @@ private:
   }
 
   void flush_held(net::connection_context& ctx) {
-    auto next = seq_->next_to_device_seq.load(std::memory_order_relaxed);
+    auto next = order().next_to_device_seq.load(std::memory_order_relaxed);
     while (!held_.empty() && held_.begin()->first <= next) {
       auto it = held_.begin();
       send_out(ctx, it->second);
@@ -382,7 +384,7 @@ private:
         ++next;
       held_.erase(it);
     }
-    seq_->next_to_device_seq.store(next, std::memory_order_relaxed);
+    order().next_to_device_seq.store(next, std::memory_order_relaxed);
     if (held_.empty()) {
       gap_armed_ = false;
       ++gap_gen_; // a pending gap timer is stale now
@@ -391,16 +393,16 @@ private:
 
   void arm_gap_timer(net::connection_context& ctx) {
     gap_armed_ = true;
-    gap_for_ = seq_->next_to_device_seq.load(std::memory_order_relaxed);
+    gap_for_ = order().next_to_device_seq.load(std::memory_order_relaxed);
     ++gap_gen_;
-    ctx.start_timer((gap_gen_ << 2) | gap_timer, opts().gap_timeout);
+    ctx.start_timer((uint64_t{gap_gen_} << 2) | gap_timer, opts().gap_timeout);
   }
 
   void on_gap_timeout(net::connection_context& ctx) {
     gap_armed_ = false;
     if (held_.empty())
       return;
-    auto next = seq_->next_to_device_seq.load(std::memory_order_relaxed);
+    auto next = order().next_to_device_seq.load(std::memory_order_relaxed);
     if (next == gap_for_)
       skip_gap(ctx, "gap_timeout");
     else if (!held_.empty())
@@ -408,12 +410,12 @@ private:
   }
 
   void skip_gap(net::connection_context& ctx, const char* why) {
-    auto next = seq_->next_to_device_seq.load(std::memory_order_relaxed);
+    auto next = order().next_to_device_seq.load(std::memory_order_relaxed);
     auto first = held_.begin()->first;
     log().warn("session {} (device {}): to_device_seq {}..{} missing ({}); skipped", id(), device_id_, next,
                first - 1, why);
     env().metrics->gap_skips.fetch_add(1, std::memory_order_relaxed);
-    seq_->next_to_device_seq.store(first, std::memory_order_relaxed);
+    order().next_to_device_seq.store(first, std::memory_order_relaxed);
     flush_held(ctx);
     if (!held_.empty())
       arm_gap_timer(ctx);
@@ -422,21 +424,20 @@ private:
   const session_options& opts() const { return shared_->opts; }
   const session_env& env() const { return shared_->env; }
   std::string_view id() const { return {conn_id_, sizeof(conn_id_)}; }
+  name_service* names() const { return shared_->names.load(std::memory_order_relaxed); }
+  device_state& order() { return device_state_ ? *device_state_ : own_seq_; }
 
   // Ordered by size: an idle session is this object and its registry entry, nothing
   // else (no copy of what the endpoint or the listener holds already).
   std::shared_ptr<const shared_options> shared_; // one per listener
   caf::local_actor* self_ = nullptr;             // the endpoint: owns this protocol, so a raw pointer
-  name_service* names_ = nullptr;
-  const std::string* producer_name_ = nullptr; ///< the pool member this connection publishes to
+  const std::string* producer_name_ = nullptr;   ///< the pool member this connection publishes to
   std::string device_id_;
-  uint64_t offset_ = 0; ///< endpoint seq - from_device_seq (1 when the first message is the id)
   session_stats stats_;
   // to_device_seq state: our own until the device is identified, then the device's
-  // (it survives a takeover); seq_ points to the one in use.
+  // (it survives a takeover).
   device_state own_seq_;
   std::shared_ptr<device_state> device_state_;
-  device_state* seq_ = &own_seq_;
   // device -> backend
   caf::actor producer_;
   // Published, not yet accepted; oldest first. A vector: an empty std::deque already
@@ -446,9 +447,10 @@ private:
   // backend -> device
   held_messages held_; ///< behind a to_device_seq gap
   uint64_t gap_for_ = 0;
-  uint64_t gap_gen_ = 0;
+  uint32_t gap_gen_ = 0;
   uint32_t unreported_out_ = 0; ///< queued in this callback, not yet in the figures
   char conn_id_[36] = {};       ///< UUID v4, canonical text (id())
+  uint8_t offset_ = 0;          ///< endpoint seq - from_device_seq (1 when the first message is the id)
   bool identified_ = false;
   bool registered_ = false; ///< the registry has our entry
   bool holding_ = false;
