@@ -90,15 +90,16 @@ private:
 
 /// The test config with its plain listener replaced by listener "mtls", read from TOML
 /// as an operator would write it: mTLS required against ca_a, identify = cert.
-gw::config mtls_config(const test_pki& pki) {
+/// `verify_peer`: the line for that key ("": absent, ca alone turns it on).
+gw::config mtls_config(const test_pki& pki, const std::string& verify_peer = "verify_peer = true\n") {
   std::string toml = "[[listener]]\n"
                      "name = \"mtls\"\n"
                      "bind = \"127.0.0.1\"\n"
                      "port = 0\n"
                      "tls = true\n"
-                     "verify_peer = true\n"
                      "identify = \"cert\"\n"
                      "gap_timeout = \"10m\"\n"; // no run reaches it: a held message fails the test
+  toml += verify_peer;
   toml += "cert = \"" + pki.server.cert + "\"\n";
   toml += "key = \"" + pki.server.key + "\"\n";
   toml += "ca = \"" + pki.ca_a + "\"\n";
@@ -106,7 +107,7 @@ gw::config mtls_config(const test_pki& pki) {
   auto cfg = test_config();
   cfg.listeners = parsed.listeners;
   REQUIRE(cfg.listeners.size() == 1);
-  CHECK(cfg.listeners[0].verify_peer);
+  CHECK(cfg.listeners[0].verify_peer == (verify_peer.find("false") == std::string::npos));
   CHECK(cfg.listeners[0].session.identify == gw::identify_mode::cert);
   return cfg;
 }
@@ -352,4 +353,38 @@ TEST_CASE("mTLS, identify = cert: a verified certificate without a CN connects w
   CHECK(post(g, "/v1/connections/" + m.connection_id + "/messages", "by connection") == 202);
   CHECK(d.read_line() == "by connection");
   CHECK(counters(g).handshake_tls_error == 0);
+}
+
+TEST_CASE("mTLS from TOML: ca without verify_peer requires client certificates (as --ca); "
+          "verify_peer = false with ca does not ask for one") {
+  test_pki pki;
+  SUBCASE("ca alone: mTLS") {
+    running_gateway g{mtls_config(pki, "")};
+    device d{g.port("mtls"), device_tls(pki, &pki.dev42)};
+    REQUIRE(d.handshake());
+    REQUIRE(eventually([&] { return device_session(g, "dev-42") != nullptr; }));
+    CHECK(g.sessions().at(0).device_id == "dev-42");
+    device anonymous{g.port("mtls"), device_tls(pki, nullptr)};
+    if (anonymous.handshake()) { // TLS 1.3: the server's alert may come after the client finished
+      anonymous.send("hello\n");
+      CHECK_FALSE(anonymous.read_line().has_value());
+    }
+    CHECK(eventually([&] { return counters(g).handshake_client_cert_required == 1; }));
+    CHECK(g->registry()->connections() == 1);
+  }
+  SUBCASE("ca with verify_peer = false: no client certificate asked for, every device anonymous") {
+    running_gateway g{mtls_config(pki, "verify_peer = false\n")};
+    collector col{g->hub()};
+    device with_cert{g.port("mtls"), device_tls(pki, &pki.dev42)};
+    REQUIRE(with_cert.handshake());
+    device without{g.port("mtls"), device_tls(pki, nullptr)};
+    REQUIRE(without.handshake());
+    with_cert.send("a\n");
+    without.send("b\n");
+    REQUIRE(col.wait_for(2));
+    for (auto& m : col.snapshot())
+      CHECK(m.device_id.empty());
+    CHECK(g->registry()->devices() == 0);
+    CHECK(counters(g).handshake_failures() == 0);
+  }
 }
