@@ -388,3 +388,50 @@ TEST_CASE("mTLS from TOML: ca without verify_peer requires client certificates (
     CHECK(counters(g).handshake_failures() == 0);
   }
 }
+
+TEST_CASE("/metrics: failed handshakes by reason, one series per listener and reason") {
+  test_pki pki;
+  running_gateway g{mtls_config(pki)};
+  {
+    device no_cert{g.port("mtls"), device_tls(pki, nullptr, TLS1_2_VERSION)};
+    CHECK_FALSE(no_cert.handshake());
+  }
+  {
+    device garbage{g.port("mtls")}; // plain TCP to a TLS listener
+    garbage.send("GET / HTTP/1.0\r\n\r\n");
+    CHECK(garbage.wait_closed());
+  }
+  {
+    device other_ca{g.port("mtls"), device_tls(pki, &pki.dev42_other_ca, TLS1_2_VERSION)};
+    CHECK_FALSE(other_ca.handshake());
+  }
+  REQUIRE(eventually([&] {
+    auto c = counters(g);
+    return c.handshake_tls_error == 3 && c.active == 0;
+  }));
+  auto res = g.http().Get("/metrics");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  const auto& body = res->body;
+  CHECK(body.find("# TYPE warren_listener_handshake_failures_total counter\n") != std::string::npos);
+  const std::pair<const char*, int> expected[] = {
+      {"timeout", 0},          {"peer_closed", 0},
+      {"not_tls", 1},          {"unsupported_version", 0},
+      {"no_shared_cipher", 0}, {"client_cert_required", 1},
+      {"bad_client_cert", 1},  {"other", 0},
+  };
+  for (auto& [reason, n] : expected) {
+    auto line = "warren_listener_handshake_failures_total{listener=\"mtls\",reason=\"" + std::string{reason} +
+                "\"} " + std::to_string(n) + "\n";
+    INFO(line);
+    CHECK(body.find(line) != std::string::npos);
+  }
+  // One series per reason, and the existing totals are still there.
+  std::size_t series = 0;
+  for (auto at = body.find("\nwarren_listener_handshake_failures_total{"); at != std::string::npos;
+       at = body.find("\nwarren_listener_handshake_failures_total{", at + 1))
+    ++series;
+  CHECK(series == std::size(expected));
+  CHECK(body.find("warren_listener_handshake_tls_error_total{listener=\"mtls\"} 3\n") != std::string::npos);
+  CHECK(body.find("warren_listener_handshake_timeout_total{listener=\"mtls\"} 0\n") != std::string::npos);
+}
