@@ -29,6 +29,7 @@ struct test_pki {
   leaf dev42_reissued;    ///< CN dev-42, by ca_a, another key and serial
   leaf dev42_other_ca;    ///< CN dev-42, by ca_b
   leaf no_cn;             ///< O=warren-test, no CN, by ca_a
+  leaf two_cn;            ///< CN dev-42 and CN dev-43, by ca_a
 
   test_pki() : dir(temp_dir("pki")) {
     try {
@@ -39,6 +40,7 @@ struct test_pki {
       dev42_reissued = make_leaf("dev42-reissued", "/CN=dev-42", "ca-a", "clientAuth");
       dev42_other_ca = make_leaf("dev42-other-ca", "/CN=dev-42", "ca-b", "clientAuth");
       no_cn = make_leaf("no-cn", "/O=warren-test", "ca-a", "clientAuth");
+      two_cn = make_leaf("two-cn", "/CN=dev-42/CN=dev-43", "ca-a", "clientAuth");
     } catch (...) {
       remove();
       throw;
@@ -434,4 +436,24 @@ TEST_CASE("/metrics: failed handshakes by reason, one series per listener and re
   CHECK(series == std::size(expected));
   CHECK(body.find("warren_listener_handshake_tls_error_total{listener=\"mtls\"} 3\n") != std::string::npos);
   CHECK(body.find("warren_listener_handshake_timeout_total{listener=\"mtls\"} 0\n") != std::string::npos);
+}
+
+TEST_CASE("mTLS, identify = cert: a verified certificate with two CNs connects without a device id") {
+  test_pki pki;
+  running_gateway g{mtls_config(pki)};
+  collector col{g->hub()};
+  device d{g.port("mtls"), device_tls(pki, &pki.two_cn)};
+  REQUIRE(d.handshake());
+  d.send("which one?\n");
+  REQUIRE(col.wait_for(1));
+  auto m = col.snapshot().at(0);
+  CHECK(m.device_id.empty()); // neither dev-42 nor dev-43: the certificate names no one device
+  auto xs = g.sessions();
+  REQUIRE(xs.size() == 1);
+  CHECK(xs[0].device_id.empty());
+  CHECK(g->registry()->devices() == 0);
+  CHECK(device_session(g, "dev-42") == nullptr);
+  CHECK(device_session(g, "dev-43") == nullptr);
+  CHECK(post(g, "/v1/devices/dev-42/messages", "x") == 404);
+  CHECK(counters(g).handshake_tls_error == 0);
 }
