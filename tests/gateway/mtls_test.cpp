@@ -29,6 +29,7 @@ struct test_pki {
   leaf dev42_reissued;    ///< CN dev-42, by ca_a, another key and serial
   leaf dev42_other_ca;    ///< CN dev-42, by ca_b
   leaf no_cn;             ///< O=warren-test, no CN, by ca_a
+  leaf two_cn;            ///< CN dev-42 and CN dev-43, by ca_a
 
   test_pki() : dir(temp_dir("pki")) {
     try {
@@ -39,6 +40,7 @@ struct test_pki {
       dev42_reissued = make_leaf("dev42-reissued", "/CN=dev-42", "ca-a", "clientAuth");
       dev42_other_ca = make_leaf("dev42-other-ca", "/CN=dev-42", "ca-b", "clientAuth");
       no_cn = make_leaf("no-cn", "/O=warren-test", "ca-a", "clientAuth");
+      two_cn = make_leaf("two-cn", "/CN=dev-42/CN=dev-43", "ca-a", "clientAuth");
     } catch (...) {
       remove();
       throw;
@@ -90,15 +92,16 @@ private:
 
 /// The test config with its plain listener replaced by listener "mtls", read from TOML
 /// as an operator would write it: mTLS required against ca_a, identify = cert.
-gw::config mtls_config(const test_pki& pki) {
+/// `verify_peer`: the line for that key ("": absent, ca alone turns it on).
+gw::config mtls_config(const test_pki& pki, const std::string& verify_peer = "verify_peer = true\n") {
   std::string toml = "[[listener]]\n"
                      "name = \"mtls\"\n"
                      "bind = \"127.0.0.1\"\n"
                      "port = 0\n"
                      "tls = true\n"
-                     "verify_peer = true\n"
                      "identify = \"cert\"\n"
                      "gap_timeout = \"10m\"\n"; // no run reaches it: a held message fails the test
+  toml += verify_peer;
   toml += "cert = \"" + pki.server.cert + "\"\n";
   toml += "key = \"" + pki.server.key + "\"\n";
   toml += "ca = \"" + pki.ca_a + "\"\n";
@@ -106,7 +109,7 @@ gw::config mtls_config(const test_pki& pki) {
   auto cfg = test_config();
   cfg.listeners = parsed.listeners;
   REQUIRE(cfg.listeners.size() == 1);
-  CHECK(cfg.listeners[0].verify_peer);
+  CHECK(cfg.listeners[0].verify_peer == (verify_peer.find("false") == std::string::npos));
   CHECK(cfg.listeners[0].session.identify == gw::identify_mode::cert);
   return cfg;
 }
@@ -351,5 +354,106 @@ TEST_CASE("mTLS, identify = cert: a verified certificate without a CN connects w
   // Addressed by connection id only.
   CHECK(post(g, "/v1/connections/" + m.connection_id + "/messages", "by connection") == 202);
   CHECK(d.read_line() == "by connection");
+  CHECK(counters(g).handshake_tls_error == 0);
+}
+
+TEST_CASE("mTLS from TOML: ca without verify_peer requires client certificates (as --ca); "
+          "verify_peer = false with ca does not ask for one") {
+  test_pki pki;
+  SUBCASE("ca alone: mTLS") {
+    running_gateway g{mtls_config(pki, "")};
+    device d{g.port("mtls"), device_tls(pki, &pki.dev42)};
+    REQUIRE(d.handshake());
+    REQUIRE(eventually([&] { return device_session(g, "dev-42") != nullptr; }));
+    CHECK(g.sessions().at(0).device_id == "dev-42");
+    device anonymous{g.port("mtls"), device_tls(pki, nullptr)};
+    if (anonymous.handshake()) { // TLS 1.3: the server's alert may come after the client finished
+      anonymous.send("hello\n");
+      CHECK_FALSE(anonymous.read_line().has_value());
+    }
+    CHECK(eventually([&] { return counters(g).handshake_client_cert_required == 1; }));
+    CHECK(g->registry()->connections() == 1);
+  }
+  SUBCASE("ca with verify_peer = false: no client certificate asked for, every device anonymous") {
+    running_gateway g{mtls_config(pki, "verify_peer = false\n")};
+    collector col{g->hub()};
+    device with_cert{g.port("mtls"), device_tls(pki, &pki.dev42)};
+    REQUIRE(with_cert.handshake());
+    device without{g.port("mtls"), device_tls(pki, nullptr)};
+    REQUIRE(without.handshake());
+    with_cert.send("a\n");
+    without.send("b\n");
+    REQUIRE(col.wait_for(2));
+    for (auto& m : col.snapshot())
+      CHECK(m.device_id.empty());
+    CHECK(g->registry()->devices() == 0);
+    CHECK(counters(g).handshake_failures() == 0);
+  }
+}
+
+TEST_CASE("/metrics: failed handshakes by reason, one series per listener and reason") {
+  test_pki pki;
+  running_gateway g{mtls_config(pki)};
+  {
+    device no_cert{g.port("mtls"), device_tls(pki, nullptr, TLS1_2_VERSION)};
+    CHECK_FALSE(no_cert.handshake());
+  }
+  {
+    device garbage{g.port("mtls")}; // plain TCP to a TLS listener
+    garbage.send("GET / HTTP/1.0\r\n\r\n");
+    CHECK(garbage.wait_closed());
+  }
+  {
+    device other_ca{g.port("mtls"), device_tls(pki, &pki.dev42_other_ca, TLS1_2_VERSION)};
+    CHECK_FALSE(other_ca.handshake());
+  }
+  REQUIRE(eventually([&] {
+    auto c = counters(g);
+    return c.handshake_tls_error == 3 && c.active == 0;
+  }));
+  auto res = g.http().Get("/metrics");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  const auto& body = res->body;
+  CHECK(body.find("# TYPE warren_listener_handshake_failures_total counter\n") != std::string::npos);
+  const std::pair<const char*, int> expected[] = {
+      {"timeout", 0},          {"peer_closed", 0},
+      {"not_tls", 1},          {"unsupported_version", 0},
+      {"no_shared_cipher", 0}, {"client_cert_required", 1},
+      {"bad_client_cert", 1},  {"other", 0},
+  };
+  for (auto& [reason, n] : expected) {
+    auto line = "warren_listener_handshake_failures_total{listener=\"mtls\",reason=\"" + std::string{reason} +
+                "\"} " + std::to_string(n) + "\n";
+    INFO(line);
+    CHECK(body.find(line) != std::string::npos);
+  }
+  // One series per reason, and the existing totals are still there.
+  std::size_t series = 0;
+  for (auto at = body.find("\nwarren_listener_handshake_failures_total{"); at != std::string::npos;
+       at = body.find("\nwarren_listener_handshake_failures_total{", at + 1))
+    ++series;
+  CHECK(series == std::size(expected));
+  CHECK(body.find("warren_listener_handshake_tls_error_total{listener=\"mtls\"} 3\n") != std::string::npos);
+  CHECK(body.find("warren_listener_handshake_timeout_total{listener=\"mtls\"} 0\n") != std::string::npos);
+}
+
+TEST_CASE("mTLS, identify = cert: a verified certificate with two CNs connects without a device id") {
+  test_pki pki;
+  running_gateway g{mtls_config(pki)};
+  collector col{g->hub()};
+  device d{g.port("mtls"), device_tls(pki, &pki.two_cn)};
+  REQUIRE(d.handshake());
+  d.send("which one?\n");
+  REQUIRE(col.wait_for(1));
+  auto m = col.snapshot().at(0);
+  CHECK(m.device_id.empty()); // neither dev-42 nor dev-43: the certificate names no one device
+  auto xs = g.sessions();
+  REQUIRE(xs.size() == 1);
+  CHECK(xs[0].device_id.empty());
+  CHECK(g->registry()->devices() == 0);
+  CHECK(device_session(g, "dev-42") == nullptr);
+  CHECK(device_session(g, "dev-43") == nullptr);
+  CHECK(post(g, "/v1/devices/dev-42/messages", "x") == 404);
   CHECK(counters(g).handshake_tls_error == 0);
 }

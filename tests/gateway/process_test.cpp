@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,6 +62,25 @@ TEST_CASE("bad config: exit 2 with a message") {
   int rc = std::system(cmd.c_str());
   CHECK(WIFEXITED(rc));
   CHECK(WEXITSTATUS(rc) == 2);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+TEST_CASE("verify_peer = true without ca: exit 2, the message names the listener and the keys") {
+  auto dir = temp_dir("badmtls");
+  auto conf = (dir / "gateway.toml").string();
+  auto err = (dir / "stderr.txt").string();
+  std::ofstream{conf}
+      << "[gateway]\ndata_dir = \"" << dir.string() << "\"\n"
+      << "[[listener]]\nname = \"devices\"\nport = 0\nverify_peer = true\n[admin]\nenabled = false\n";
+  auto cmd = std::string{WARREN_GATEWAY_BIN} + " -c " + conf + " 2>" + err;
+  int rc = std::system(cmd.c_str());
+  CHECK(WIFEXITED(rc));
+  CHECK(WEXITSTATUS(rc) == 2);
+  std::stringstream text;
+  text << std::ifstream{err}.rdbuf();
+  INFO(text.str());
+  CHECK(text.str().find("listener devices: verify_peer = true needs ca") != std::string::npos);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }

@@ -134,6 +134,9 @@ void apply_listener(section& s, listener_config& l) {
   s.get("cert", l.cert_file);
   s.get("key", l.key_file);
   s.get("ca", l.ca_file);
+  // As the --ca flag: a CA means mTLS unless verify_peer = false says otherwise.
+  if (s.node("verify_peer") == nullptr)
+    l.verify_peer = !l.ca_file.empty();
   s.get("verify_peer", l.verify_peer);
   s.get("min_tls", l.min_tls);
   if (l.min_tls != "1.2" && l.min_tls != "1.3")
@@ -175,6 +178,14 @@ void apply_listener(section& s, listener_config& l) {
 }
 
 } // namespace
+
+void validate_config(const config& c) {
+  for (auto& l : c.listeners)
+    if (l.tls && l.verify_peer && l.ca_file.empty())
+      throw std::runtime_error("listener " + l.name +
+                               ": verify_peer = true needs ca (the PEM CAs that sign client certificates); "
+                               "without it every client would be refused. Set ca, or verify_peer = false");
+}
 
 config default_config() {
   config c;
@@ -346,6 +357,7 @@ std::optional<int> load_config(int argc, const char* const* argv, config& out) {
         }
       }
     }
+    validate_config(out);
   } catch (const std::exception& e) {
     std::cerr << "warren-gateway: " << e.what() << "\n";
     return 2;

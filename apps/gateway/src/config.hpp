@@ -71,6 +71,11 @@ config default_config();
 /// Reads a TOML document (throws std::runtime_error with the position on errors).
 config parse_config(std::string_view toml_text, std::string_view source = "config");
 
+/// Rejects what parses but cannot work (throws std::runtime_error naming the listener
+/// and the keys): a TLS listener with verify_peer and no ca. load_config and
+/// gateway::start call it.
+void validate_config(const config& c);
+
 /// Command line: `-c FILE` and the flags of docs/gateway.md over the file or the
 /// defaults. Returns the exit code to use when it should not start (help: 0,
 /// errors: 2), else nothing.

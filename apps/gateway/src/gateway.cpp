@@ -112,6 +112,7 @@ uint16_t gateway::port(const std::string& name) const {
 caf::error gateway::start() {
   app_ = std::make_unique<application>(*sys_, "warren-gateway", false);
   try {
+    validate_config(cfg_);
     // Certificates: a development one for every TLS listener without its own.
     for (auto& l : cfg_.listeners) {
       if (!l.tls || !l.cert_file.empty())

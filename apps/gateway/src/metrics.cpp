@@ -83,6 +83,28 @@ std::string render_prometheus(const gateway_metrics& m, const session_registry& 
     for (auto& [id, c] : listeners)
       out += fmt::format("{}{{listener=\"{}\"}} {}\n", name, id, c.*(f.member));
   }
+  // Every failed handshake once, by reason: the reasons of the endpoint's exit reason
+  // "handshake_failed: R" plus timeout. Their sum is listener_counters::handshake_failures();
+  // handshake_tls_error above is the sum of the six TLS ones.
+  struct reason {
+    const char* name;
+    uint64_t net::listener_counters::*member;
+  };
+  static const reason reasons[] = {
+      {"timeout", &net::listener_counters::handshake_timeout},
+      {"peer_closed", &net::listener_counters::handshake_peer_closed},
+      {"not_tls", &net::listener_counters::handshake_not_tls},
+      {"unsupported_version", &net::listener_counters::handshake_unsupported_version},
+      {"no_shared_cipher", &net::listener_counters::handshake_no_shared_cipher},
+      {"client_cert_required", &net::listener_counters::handshake_client_cert_required},
+      {"bad_client_cert", &net::listener_counters::handshake_bad_client_cert},
+      {"other", &net::listener_counters::handshake_other},
+  };
+  const char* hs = "warren_listener_handshake_failures_total";
+  out += fmt::format("# HELP {} Failed handshakes by reason.\n# TYPE {} counter\n", hs, hs);
+  for (auto& [id, c] : listeners)
+    for (auto& r : reasons)
+      out += fmt::format("{}{{listener=\"{}\",reason=\"{}\"}} {}\n", hs, id, r.name, c.*(r.member));
   return out;
 }
 

@@ -3,8 +3,11 @@
 
 #include <asio/ssl/context.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <string>
+
+struct x509_st; // OpenSSL's X509
 
 namespace warren::net {
 
@@ -23,8 +26,25 @@ struct tls_options {
 /// Throws std::system_error / std::runtime_error when a file cannot be loaded.
 std::shared_ptr<asio::ssl::context> make_server_context(const tls_options& opts);
 
-/// The verified peer certificate's subject CN, or "" if there is none or it did not
-/// verify. `ssl` is the connection's SSL*.
+/// The verified peer certificate's subject CN (UTF-8), or "" if there is no
+/// certificate, it did not verify, or its subject has no usable CN (certificate_cn);
+/// the last case is logged at warn with the reason and the peer (once per connection:
+/// the endpoint calls it once, after the handshake). `ssl` is the connection's SSL*.
 std::string verified_subject(void* ssl);
+
+/// Longest CN verified_subject accepts, in UTF-8 bytes.
+constexpr std::size_t max_subject_bytes = 255;
+
+/// A certificate's subject CN as verified_subject reads it.
+struct subject_cn {
+  std::string cn;      ///< UTF-8; empty when there is none or it is unusable
+  std::string problem; ///< why the CN is unusable; empty when usable or absent
+};
+
+/// Reads the subject CN of `cert` (an X509*; nullptr: none): converted to UTF-8 from
+/// any ASN.1 string type. Unusable (cn empty, problem set): more than one CN, an empty
+/// one, one that has no UTF-8 form, one longer than max_subject_bytes, or one with a
+/// control character (< 0x20 or 0x7f). No CN at all is not a problem.
+subject_cn certificate_cn(const x509_st* cert);
 
 } // namespace warren::net

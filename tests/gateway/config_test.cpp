@@ -1,0 +1,137 @@
+// The gateway's configuration (apps/gateway/src/config.cpp): TOML and flags for client
+// certificates (ca, verify_peer), and what the checks refuse.
+#include "gw_support.hpp"
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+using namespace gw_test;
+
+namespace {
+
+const gw::listener_config& only_listener(const gw::config& c) {
+  REQUIRE(c.listeners.size() == 1);
+  return c.listeners[0];
+}
+
+gw::config parse_listener(const std::string& body) {
+  return gw::parse_config("[[listener]]\nname = \"devices\"\n" + body, "config_test");
+}
+
+/// The message of validate_config's exception, or "" when it accepts `c`.
+std::string validation_error(const gw::config& c) {
+  try {
+    gw::validate_config(c);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+/// load_config on a TOML file and flags: its return value and what it wrote to stderr.
+struct load_result {
+  std::optional<int> rc;
+  std::string err;
+  gw::config cfg;
+};
+
+load_result load(const std::string& toml, std::vector<std::string> flags = {}) {
+  auto dir = temp_dir("conf");
+  auto file = (dir / "gateway.toml").string();
+  std::ofstream{file} << toml;
+  std::vector<std::string> args{"warren-gateway", "-c", file};
+  args.insert(args.end(), flags.begin(), flags.end());
+  std::vector<const char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.c_str());
+  load_result r;
+  std::ostringstream captured;
+  auto* old = std::cerr.rdbuf(captured.rdbuf());
+  r.rc = gw::load_config(static_cast<int>(argv.size()), argv.data(), r.cfg);
+  std::cerr.rdbuf(old);
+  r.err = captured.str();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return r;
+}
+
+} // namespace
+
+TEST_CASE("config: ca without verify_peer turns verify_peer on, as --ca does") {
+  auto c = parse_listener("ca = \"/etc/warren/ca.pem\"\n");
+  auto& l = only_listener(c);
+  CHECK(l.ca_file == "/etc/warren/ca.pem");
+  CHECK(l.verify_peer);
+}
+
+TEST_CASE("config: ca with verify_peer = false loads the CAs without asking for a client certificate") {
+  auto c = parse_listener("ca = \"/etc/warren/ca.pem\"\nverify_peer = false\n");
+  auto& l = only_listener(c);
+  CHECK(l.ca_file == "/etc/warren/ca.pem");
+  CHECK_FALSE(l.verify_peer);
+  CHECK(validation_error(c).empty());
+}
+
+TEST_CASE("config: neither ca nor verify_peer (or an empty ca): no mTLS") {
+  for (const char* body : {"", "ca = \"\"\n"}) {
+    INFO(body);
+    auto c = parse_listener(body);
+    CHECK_FALSE(only_listener(c).verify_peer);
+    CHECK(validation_error(c).empty());
+  }
+  CHECK_FALSE(only_listener(gw::default_config()).verify_peer);
+  CHECK(validation_error(gw::default_config()).empty());
+}
+
+TEST_CASE("config: verify_peer = true without ca is an error naming the listener and the keys") {
+  auto c = parse_listener("verify_peer = true\n");
+  CHECK(only_listener(c).verify_peer);
+  auto err = validation_error(c);
+  CHECK(err.find("listener devices") != std::string::npos);
+  CHECK(err.find("verify_peer") != std::string::npos);
+  CHECK(err.find("ca") != std::string::npos);
+  // With both it is fine; a plain TCP listener has no TLS to verify with.
+  CHECK(validation_error(parse_listener("verify_peer = true\nca = \"ca.pem\"\n")).empty());
+  CHECK(validation_error(parse_listener("verify_peer = true\ntls = false\n")).empty());
+}
+
+TEST_CASE("load_config: verify_peer = true without ca exits 2 with the message; --ca supplies it") {
+  const std::string toml = "[[listener]]\nname = \"mtls\"\nverify_peer = true\n";
+  auto bad = load(toml);
+  REQUIRE(bad.rc.has_value());
+  CHECK(*bad.rc == 2);
+  CHECK(bad.err.find("listener mtls") != std::string::npos);
+  CHECK(bad.err.find("verify_peer = true needs ca") != std::string::npos);
+
+  auto ok = load(toml, {"--ca", "/etc/warren/ca.pem"});
+  CHECK_FALSE(ok.rc.has_value());
+  CHECK(ok.err.empty());
+  auto& l = only_listener(ok.cfg);
+  CHECK(l.verify_peer);
+  CHECK(l.ca_file == "/etc/warren/ca.pem");
+}
+
+TEST_CASE("load_config: --ca turns verify_peer on over the file's verify_peer = false") {
+  auto r = load("[[listener]]\nname = \"mtls\"\nca = \"a.pem\"\nverify_peer = false\n", {"--ca", "b.pem"});
+  CHECK_FALSE(r.rc.has_value());
+  auto& l = only_listener(r.cfg);
+  CHECK(l.ca_file == "b.pem");
+  CHECK(l.verify_peer);
+}
+
+TEST_CASE("gateway::start refuses verify_peer without ca too (a config built in code)") {
+  auto cfg = test_config();
+  cfg.listeners[0].tls = true;
+  cfg.listeners[0].verify_peer = true;
+  auto data_dir = cfg.data_dir;
+  warren::set_log_level(spdlog::level::off);
+  {
+    gw::gateway g{std::move(cfg)};
+    auto err = g.start();
+    CHECK(err);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(data_dir, ec);
+}
