@@ -135,3 +135,44 @@ TEST_CASE("gateway::start refuses verify_peer without ca too (a config built in 
   std::error_code ec;
   std::filesystem::remove_all(data_dir, ec);
 }
+
+TEST_CASE("config: listener names are 1 to 64 letters, digits, '_', '-' or '.'") {
+  for (const std::string& good : {std::string{"devices"}, std::string{"tls-8883"}, std::string{"plain_1"},
+                                  std::string{"eu.west.a"}, std::string(64, 'x')}) {
+    auto c = gw::default_config();
+    c.listeners[0].name = good;
+    CHECK_MESSAGE(validation_error(c).empty(), good);
+  }
+  for (const std::string& bad : {std::string{}, std::string(65, 'x'), std::string{"a\"b"}, std::string{"a b"},
+                                 std::string{"back\\slash"}, std::string{"new\nline"}}) {
+    auto c = gw::default_config();
+    c.listeners[0].name = bad;
+    auto err = validation_error(c);
+    CHECK_MESSAGE(err.find("listener name") != std::string::npos, bad);
+  }
+  auto r = load("[[listener]]\nname = \"bad name\"\ntls = false\n");
+  CHECK(r.rc == 2);
+  CHECK(r.err.find("bad name") != std::string::npos);
+}
+
+TEST_CASE("config warnings: verify_peer on plain TCP; identify = cert without client certificates") {
+  auto c = gw::default_config(); // one TLS listener, identify = cert, no ca
+  auto ws = gw::config_warnings(c);
+  REQUIRE(ws.size() == 1);
+  CHECK(ws[0].find("identify = \"cert\" without client certificates") != std::string::npos);
+  CHECK(ws[0].find("listener tls") != std::string::npos);
+
+  c.listeners[0].ca_file = "ca.pem";
+  c.listeners[0].verify_peer = true;
+  CHECK(gw::config_warnings(c).empty()); // mTLS: cert identification works
+
+  c.listeners[0].tls = false; // plain TCP: verify_peer ignored, and no certificates either
+  ws = gw::config_warnings(c);
+  REQUIRE(ws.size() == 2);
+  CHECK(ws[0].find("verify_peer is set but the listener is plain TCP") != std::string::npos);
+  CHECK(ws[1].find("identify = \"cert\"") != std::string::npos);
+
+  c.listeners[0].verify_peer = false;
+  c.listeners[0].session.identify = gw::identify_mode::none;
+  CHECK(gw::config_warnings(c).empty());
+}

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <iostream>
@@ -180,11 +181,37 @@ void apply_listener(section& s, listener_config& l) {
 } // namespace
 
 void validate_config(const config& c) {
+  for (auto& l : c.listeners) {
+    bool name_ok = !l.name.empty() && l.name.size() <= 64;
+    for (char ch : l.name)
+      name_ok =
+          name_ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.');
+    if (!name_ok)
+      throw std::runtime_error("listener name \"" + l.name +
+                               "\": use 1 to 64 letters, digits, '_', '-' or '.' (it names metrics, the tree "
+                               "node and the listener's registered actors)");
+  }
   for (auto& l : c.listeners)
     if (l.tls && l.verify_peer && l.ca_file.empty())
       throw std::runtime_error("listener " + l.name +
                                ": verify_peer = true needs ca (the PEM CAs that sign client certificates); "
                                "without it every client would be refused. Set ca, or verify_peer = false");
+}
+
+std::vector<std::string> config_warnings(const config& c) {
+  std::vector<std::string> out;
+  for (auto& l : c.listeners) {
+    if (!l.tls && l.verify_peer)
+      out.push_back("listener " + l.name +
+                    ": verify_peer is set but the listener is plain TCP (tls = false): ignored");
+    if (l.session.identify == identify_mode::cert && !(l.tls && l.verify_peer))
+      out.push_back(
+          "listener " + l.name +
+          ": identify = \"cert\" without client certificates (needs tls = true and ca): every device "
+          "stays anonymous, reachable by connection id only; set identify = \"none\" or "
+          "\"first_message\" to say so");
+  }
+  return out;
 }
 
 config default_config() {

@@ -72,9 +72,16 @@ config default_config();
 config parse_config(std::string_view toml_text, std::string_view source = "config");
 
 /// Rejects what parses but cannot work (throws std::runtime_error naming the listener
-/// and the keys): a TLS listener with verify_peer and no ca. load_config and
-/// gateway::start call it.
+/// and the keys): a TLS listener with verify_peer and no ca; a listener name that is
+/// empty, longer than 64 characters or has characters other than letters, digits,
+/// '_', '-' and '.' (it is a metric label, a tree node and part of registered names).
+/// load_config and gateway::start call it.
 void validate_config(const config& c);
+
+/// What works but is likely not what was meant, one message each, logged as warnings
+/// at start: verify_peer on a plain TCP listener (ignored); identify = cert on a
+/// listener without client certificates (every device stays anonymous).
+std::vector<std::string> config_warnings(const config& c);
 
 /// Command line: `-c FILE` and the flags of docs/gateway.md over the file or the
 /// defaults. Returns the exit code to use when it should not start (help: 0,

@@ -113,6 +113,8 @@ caf::error gateway::start() {
   app_ = std::make_unique<application>(*sys_, "warren-gateway", false);
   try {
     validate_config(cfg_);
+    for (auto& w : config_warnings(cfg_))
+      log().warn("{}", w);
     // Certificates: a development one for every TLS listener without its own.
     for (auto& l : cfg_.listeners) {
       if (!l.tls || !l.cert_file.empty())
