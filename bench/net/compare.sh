@@ -20,6 +20,7 @@
 # / N, sampled while the loadgen holds them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source bench/net/gateway-conf.sh
 B=${BUILD:-build/release}
 LG=$B/apps/loadgen/warren-loadgen
 BASE=$B/bench/baseline/warren-baseline-echo
@@ -56,27 +57,7 @@ start_server() {
     taskset -c "$SCPU" "$BASE" "${args[@]}" >"$OUT/server.log" 2>&1 &
   elif [ "$kind" = gateway ]; then
     local conf=$OUT/gateway.toml
-    cat >"$conf" <<TOML
-[gateway]
-data_dir = "$OUT/gwdata"
-log_level = "warn"
-io_threads = 1
-scheduler_threads = 1
-[[listener]]
-name = "bench"
-bind = "127.0.0.1"
-port = $PORT
-tls = $([ "$sec" = tls ] && echo true || echo false)
-cert = "$CERT/cert.pem"
-key = "$CERT/key.pem"
-codec = "$codec"
-identify = "none"
-max_connections = 1000000
-[admin]
-enabled = false
-[backend]
-kind = "echo"
-TOML
+    gateway_conf "$conf" "$PORT" "$sec" "$codec" "$OUT" "$CERT"
     taskset -c "$SCPU" "$GW" -c "$conf" >"$OUT/server.log" 2>&1 &
   elif [ "$kind" = erlang ]; then
     local args=("$PORT" "$sec")

@@ -12,6 +12,7 @@
 # OUT (/tmp/warren-bench). Prints rate and server CPU per connection and per message.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source bench/net/gateway-conf.sh
 kind=$1 sec=$2
 shift 2
 B=${BUILD:-build/release}
@@ -24,27 +25,7 @@ mkdir -p "$OUT"
 [ -f "$CERT/cert.pem" ] || scripts/make-test-cert "$CERT"
 if [ "$kind" = gateway ]; then
   conf=$OUT/run-one-$PORT.toml
-  cat >"$conf" <<TOML
-[gateway]
-data_dir = "$OUT/gwdata"
-log_level = "warn"
-io_threads = 1
-scheduler_threads = 1
-[[listener]]
-name = "bench"
-bind = "127.0.0.1"
-port = $PORT
-tls = $([ "$sec" = tls ] && echo true || echo false)
-cert = "$CERT/cert.pem"
-key = "$CERT/key.pem"
-codec = "line"
-identify = "none"
-max_connections = 1000000
-[admin]
-enabled = false
-[backend]
-kind = "echo"
-TOML
+  gateway_conf "$conf" "$PORT" "$sec" line "$OUT" "$CERT"
   taskset -c 0 "$B/apps/gateway/warren-gateway" -c "$conf" >"$OUT/run-one.log" 2>&1 &
 else
   args=("$PORT")
