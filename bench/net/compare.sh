@@ -11,7 +11,8 @@
 #                                              idle-tls idle-plain flood   (default: all)
 #
 # Environment: BUILD (build/release), SECONDS_PER_RUN (15), BASE_PORT (from the PID), SERVER_CPU (0), LG_CPU (1),
-# SERVERS ("baseline warren erlang"; erlang needs erl/erlc, installed with rabbitmq-server), OUT (/tmp/warren-bench). Prints one Markdown table
+# SERVERS ("baseline warren erlang"; erlang needs erl/erlc, installed with rabbitmq-server), OUT (/tmp/warren-bench),
+# SCHED_BATCH (1; 0: warren's threads keep SCHED_OTHER, net/scheduler.hpp). Prints one Markdown table
 # row per run; the loadgen JSON of each run is kept in $OUT.
 #
 # Server CPU per connection = (utime + stime of the server process over the run) /
@@ -66,7 +67,7 @@ start_server() {
   else
     local args=("$PORT")
     [ "$sec" = tls ] && args+=("$CERT/cert.pem" "$CERT/key.pem")
-    WARREN_IO_THREADS=1 WARREN_SCHED_THREADS=1 WARREN_CODEC=$codec WARREN_ECHO_DELAY_US=$slow \
+    WARREN_IO_THREADS=1 WARREN_SCHED_THREADS=1 WARREN_CODEC=$codec WARREN_ECHO_DELAY_US=$slow WARREN_SCHED_BATCH=${SCHED_BATCH:-1} \
       taskset -c "$SCPU" "$WECHO" "${args[@]}" >"$OUT/server.log" 2>&1 &
   fi
   SPID=$!

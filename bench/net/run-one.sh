@@ -9,7 +9,8 @@
 # Environment: BUILD (build/release: the server's build), LOADGEN (the loadgen binary;
 # default: $BUILD's), SECONDS_PER_RUN (8), PORT (from the PID), RENICE (renice the
 # server's CAF threads to this value after start; default: as the server sets them),
-# OUT (/tmp/warren-bench). Prints rate and server CPU per connection and per message.
+# OUT (/tmp/warren-bench), SCHED_BATCH (1; 0: the server's threads keep SCHED_OTHER).
+# Prints rate and server CPU per connection and per message.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source bench/net/gateway-conf.sh
@@ -30,7 +31,7 @@ if [ "$kind" = gateway ]; then
 else
   args=("$PORT")
   [ "$sec" = tls ] && args+=("$CERT/cert.pem" "$CERT/key.pem")
-  WARREN_IO_THREADS=1 WARREN_SCHED_THREADS=1 WARREN_CODEC=line \
+  WARREN_IO_THREADS=1 WARREN_SCHED_THREADS=1 WARREN_CODEC=line WARREN_SCHED_BATCH=${SCHED_BATCH:-1} \
     taskset -c 0 "$B/actors/net/warren-net-echo" "${args[@]}" >"$OUT/run-one.log" 2>&1 &
 fi
 SPID=$!

@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -70,13 +71,16 @@ int main(int argc, char** argv) {
     nofile.rlim_cur = nofile.rlim_max; // one fd per connection
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
-  net::io_pool pool{env_size("WARREN_IO_THREADS")}; // before the actor system: outlives it
+  // WARREN_SCHED_BATCH=0: io loops and CAF workers keep SCHED_OTHER (net/scheduler.hpp).
+  const char* sb = std::getenv("WARREN_SCHED_BATCH");
+  bool sched_batch = sb == nullptr || std::string_view{sb} != "0";
+  net::io_pool pool{env_size("WARREN_IO_THREADS"), sched_batch}; // before the actor system: outlives it
   caf::actor_system_config cfg;
   if (auto n = env_size("WARREN_SCHED_THREADS"); n > 0)
     cfg.set("scheduler.max-threads", n);
   if (const char* p = std::getenv("WARREN_SCHED_POLICY"); p != nullptr && *p != '\0')
     cfg.set("scheduler.policy", caf::atom_from_string(p));
-  net::tune_scheduler_for_io(cfg); // WARREN_WS below may override it
+  net::tune_scheduler_for_io(cfg, 0, 5, sched_batch); // WARREN_WS below may override it
   if (const char* ws = std::getenv("WARREN_WS"); ws != nullptr) {
     // "aggressive-poll-attempts=0,moderate-poll-attempts=0,...": CAF work-stealing knobs.
     std::string all = ws;

@@ -238,6 +238,7 @@ config parse_config(std::string_view text, std::string_view source) {
     s.get_int("io_threads", c.io_threads);
     s.get_int("scheduler_threads", c.scheduler_threads);
     s.get_int("scheduler_moderate_polls", c.scheduler_moderate_polls);
+    s.get("sched_batch", c.sched_batch);
     s.get_duration("drain_timeout", c.drain_timeout);
     s.get_duration("metrics_log_interval", c.metrics_log_interval);
     s.get("raise_nofile", c.raise_nofile);

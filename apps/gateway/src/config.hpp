@@ -51,6 +51,9 @@ struct config {
   /// CAF work-stealing: 50 µs naps of an idle worker before it blocks (CAF's own
   /// default 500); 0 suits workers sharing cores with io loops (net/scheduler.hpp).
   std::size_t scheduler_moderate_polls = 0;
+  /// io loops and CAF workers under SCHED_BATCH: a thread woken by a hand-off does
+  /// not preempt the one that handed off (net/scheduler.hpp).
+  bool sched_batch = true;
   caf::timespan drain_timeout = std::chrono::seconds(10);
   caf::timespan metrics_log_interval{0}; ///< 0: off
   /// How often the producer watch checks whether a backend producer was replaced (not

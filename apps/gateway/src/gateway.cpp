@@ -42,11 +42,11 @@ caf::behavior metrics_logger(caf::event_based_actor* self, std::shared_ptr<gatew
 }
 
 struct quiet_caf : caf::actor_system_config {
-  quiet_caf(std::size_t workers, std::size_t moderate_polls) {
+  quiet_caf(std::size_t workers, std::size_t moderate_polls, bool sched_batch) {
     set("logger.verbosity", caf::atom("quiet"));
     if (workers > 0)
       set("scheduler.max-threads", workers);
-    net::tune_scheduler_for_io(*this, moderate_polls);
+    net::tune_scheduler_for_io(*this, moderate_polls, 5, sched_batch);
   }
 };
 
@@ -85,8 +85,9 @@ gateway::gateway(config cfg)
       cfg_.backend.local.hub = std::make_shared<backend::local_hub>();
     hub_ = cfg_.backend.local.hub;
   }
-  pool_ = std::make_unique<net::io_pool>(cfg_.io_threads);
-  sys_cfg_ = std::make_unique<quiet_caf>(cfg_.scheduler_threads, cfg_.scheduler_moderate_polls);
+  pool_ = std::make_unique<net::io_pool>(cfg_.io_threads, cfg_.sched_batch);
+  sys_cfg_ =
+      std::make_unique<quiet_caf>(cfg_.scheduler_threads, cfg_.scheduler_moderate_polls, cfg_.sched_batch);
   sys_ = std::make_unique<caf::actor_system>(*sys_cfg_);
 }
 

@@ -1,6 +1,7 @@
 #include <warren/net/io_pool.hpp>
 
 #include <warren/log.hpp>
+#include <warren/net/scheduler.hpp>
 
 #include <pthread.h>
 #include <signal.h>
@@ -20,7 +21,7 @@ struct context_shutdown : asio::io_context {
 
 } // namespace
 
-io_pool::io_pool(std::size_t threads) {
+io_pool::io_pool(std::size_t threads, bool sched_batch) {
   if (threads == 0)
     threads = std::max(1u, std::thread::hardware_concurrency());
   loops_.reserve(threads);
@@ -32,7 +33,9 @@ io_pool::io_pool(std::size_t threads) {
     l->guard =
         std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(l->ctx->get_executor());
     auto* ctx = l->ctx.get();
-    l->thread = std::thread([ctx] {
+    l->thread = std::thread([ctx, sched_batch] {
+      if (sched_batch && !set_sched_batch())
+        log().debug("io_pool: SCHED_BATCH refused; the loop keeps its scheduling policy");
       // TLS writes go through OpenSSL's socket BIO, i.e. write(2), not send() with
       // MSG_NOSIGNAL: a peer that reset the connection would raise SIGPIPE and kill
       // the process. Blocked here, the write fails with EPIPE instead (a socket

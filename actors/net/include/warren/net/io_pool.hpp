@@ -20,7 +20,9 @@ namespace warren::net {
 class io_pool {
 public:
   /// `threads` event loops; 0 means std::thread::hardware_concurrency() (at least 1).
-  explicit io_pool(std::size_t threads = 0);
+  /// `sched_batch`: the loops run under SCHED_BATCH, so a loop woken by a post does
+  /// not preempt the CAF worker that posted (set_sched_batch() in scheduler.hpp).
+  explicit io_pool(std::size_t threads = 0, bool sched_batch = true);
   ~io_pool();
 
   io_pool(const io_pool&) = delete;
