@@ -1,5 +1,5 @@
 // The gateway's configuration (apps/gateway/src/config.cpp): TOML and flags for client
-// certificates (ca, verify_peer), and what the checks refuse.
+// certificates (ca, verify_peer), scheduling (sched_batch), and what the checks refuse.
 #include "gw_support.hpp"
 
 #include <fstream>
@@ -175,4 +175,11 @@ TEST_CASE("config warnings: verify_peer on plain TCP; identify = cert without cl
   c.listeners[0].verify_peer = false;
   c.listeners[0].session.identify = gw::identify_mode::none;
   CHECK(gw::config_warnings(c).empty());
+}
+
+TEST_CASE("config: sched_batch is on unless [gateway] turns it off") {
+  CHECK(gw::default_config().sched_batch);
+  CHECK(gw::parse_config("[gateway]\nio_threads = 1\n", "config_test").sched_batch);
+  CHECK_FALSE(gw::parse_config("[gateway]\nsched_batch = false\n", "config_test").sched_batch);
+  CHECK_THROWS_AS(gw::parse_config("[gateway]\nsched_batch = 3\n", "config_test"), std::runtime_error);
 }
