@@ -232,6 +232,9 @@ TEST_CASE("certificate_cn: one CN of up to 255 bytes without control characters,
   CHECK(cn_of(ca, {{NID_commonName, "dev-42", V_ASN1_PRINTABLESTRING}}).cn == "dev-42");
   CHECK(cn_of(ca, {{NID_commonName, bmp("dev-42"), V_ASN1_BMPSTRING}}).cn == "dev-42");
   CHECK(cn_of(ca, {{NID_commonName, "capteur-\xc3\xa9t\xc3\xa9"}}).cn == "capteur-\xc3\xa9t\xc3\xa9");
+  // Three- and four-byte sequences are letters too (CJK, an emoji).
+  CHECK(cn_of(ca, {{NID_commonName, "\xe8\xae\xbe\xe5\xa4\x87-\xf0\x9f\x93\xa1"}}).cn ==
+        "\xe8\xae\xbe\xe5\xa4\x87-\xf0\x9f\x93\xa1");
   auto longest = cn_of(ca, {{NID_commonName, std::string(255, 'a')}});
   CHECK(longest.cn == std::string(255, 'a'));
   CHECK(longest.problem.empty());
@@ -254,7 +257,8 @@ net::subject_cn cn_of_raw(test_ca& ca, int type, const std::string& bytes) {
   return net::certificate_cn(cert.get());
 }
 
-TEST_CASE("certificate_cn: two CNs, an empty one, a long one, control characters, bad encodings: none") {
+TEST_CASE(
+    "certificate_cn: two CNs, an empty one, a long one, control and format characters, bad encodings: none") {
   test_ca ca;
   std::string e_acute_128;
   for (int i = 0; i < 128; ++i)
@@ -279,6 +283,20 @@ TEST_CASE("certificate_cn: two CNs, an empty one, a long one, control characters
       {"escape", cn_of(ca, {{NID_commonName, "\x1b[31mred"}}), "control character 0x1b at byte 0"},
       {"newline in a BMPString", cn_of(ca, {{NID_commonName, bmp("a\nb"), V_ASN1_BMPSTRING}}),
        "control character 0x0a at byte 1"},
+      {"C1 control (NEL)", cn_of(ca, {{NID_commonName, "dev\xc2\x85x"}}),
+       "control character U+0085 at byte 3"},
+      {"line separator", cn_of(ca, {{NID_commonName, "dev-1\xe2\x80\xa8INFO"}}),
+       "line separator U+2028 at byte 5"},
+      {"right-to-left override",
+       cn_of(ca, {{NID_commonName, "dev-\xe2\x80\xae"
+                                   "1-ved"}}),
+       "bidirectional format character U+202E at byte 4"},
+      {"zero-width space", cn_of(ca, {{NID_commonName, "dev\xe2\x80\x8b-1"}}),
+       "bidirectional format character U+200B at byte 3"},
+      {"byte order mark",
+       cn_of(ca, {{NID_commonName, "\xef\xbb\xbf"
+                                   "dev-1"}}),
+       "format character U+FEFF at byte 0"},
       {"invalid UTF-8", cn_of_raw(ca, V_ASN1_UTF8STRING, "dev-\xff"), "no UTF-8 form"},
       {"odd-length BMPString", cn_of_raw(ca, V_ASN1_BMPSTRING, std::string("\0a\0", 3)), "no UTF-8 form"},
   };

@@ -44,7 +44,10 @@ struct subject_cn {
 /// Reads the subject CN of `cert` (an X509*; nullptr: none): converted to UTF-8 from
 /// any ASN.1 string type. Unusable (cn empty, problem set): more than one CN, an empty
 /// one, one that has no UTF-8 form, one longer than max_subject_bytes, or one with a
-/// control character (< 0x20 or 0x7f). No CN at all is not a problem.
+/// control character (C0, DEL, C1), a line or paragraph separator (U+2028/9), or an
+/// invisible or bidirectional format character (U+200B–200F, 202A–202E, 2060–2064,
+/// 2066–2069, FEFF): a device id is logged and shown, and must read as what it is. No
+/// CN at all is not a problem.
 subject_cn certificate_cn(const x509_st* cert);
 
 } // namespace warren::net
