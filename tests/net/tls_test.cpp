@@ -272,7 +272,7 @@ TEST_CASE(
       {"two CNs", cn_of(ca, {{NID_commonName, "a"}, {NID_commonName, "b"}}), "more than one CN"},
       {"two CNs in one RDN", cn_of(ca, {{NID_commonName, "a"}, {NID_commonName, "b", V_ASN1_UTF8STRING, -1}}),
        "more than one CN"},
-      {"empty", cn_of(ca, {{NID_commonName, ""}}), "empty CN"},
+      {"empty", cn_of(ca, {{NID_commonName, ""}}), "CN is empty"},
       {"256 bytes", cn_of(ca, {{NID_commonName, std::string(256, 'a')}}), "longer than 255 bytes (256)"},
       {"128 characters, 256 bytes", cn_of(ca, {{NID_commonName, e_acute_128}}),
        "longer than 255 bytes (256)"},
@@ -334,8 +334,11 @@ TEST_CASE("mTLS: a CN that is no usable identity leaves verified_subject empty, 
        "TLSv1.3|",
        "CN contains control character 0x0a at byte 5 (CN \"dev-1\\x0aforged\")"},
       {"two CNs", {{NID_commonName, "dev-1"}, {NID_commonName, "dev-2"}}, "TLSv1.3|", "more than one CN"},
-      {"256 bytes", {{NID_commonName, std::string(256, 'x')}}, "TLSv1.3|", "CN longer than 255 bytes (256)"},
-      {"empty", {{NID_commonName, ""}}, "TLSv1.3|", "empty CN"},
+      {"256 bytes",
+       {{NID_commonName, std::string(256, 'x')}},
+       "TLSv1.3|",
+       "CN is longer than 255 bytes (256)"},
+      {"empty", {{NID_commonName, ""}}, "TLSv1.3|", "CN is empty"},
   };
   std::size_t warned = 0;
   for (auto& c : conns) {

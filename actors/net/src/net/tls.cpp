@@ -1,6 +1,7 @@
 #include <warren/net/tls.hpp>
 
 #include <warren/log.hpp>
+#include <warren/net/identity.hpp>
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -42,45 +43,6 @@ std::shared_ptr<asio::ssl::context> make_server_context(const tls_options& opts)
   return ctx;
 }
 
-namespace {
-
-/// The code point at `s[i]` of valid UTF-8 (ASN1_STRING_to_UTF8's output); its length
-/// in bytes goes to `len`.
-char32_t utf8_code_point(std::string_view s, std::size_t i, std::size_t& len) {
-  auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  auto c = b(0);
-  if (c < 0x80) {
-    len = 1;
-    return c;
-  }
-  len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-  if (i + len > s.size()) { // cannot happen for valid UTF-8; stop the scan safely
-    len = s.size() - i;
-    return 0xfffd;
-  }
-  char32_t cp = c & (0x3f >> (len - 1));
-  for (std::size_t k = 1; k < len; ++k)
-    cp = (cp << 6) | (b(k) & 0x3f);
-  return cp;
-}
-
-/// What makes a code point unfit for an identity that is logged and shown (besides
-/// C0 controls and DEL): C1 controls, line and paragraph separators (a forged log
-/// line), and invisible or bidirectional formatting (a CN that reads like another
-/// one). Null when it is fine.
-const char* unsafe_code_point(char32_t cp) {
-  if (cp >= 0x80 && cp <= 0x9f)
-    return "control character";
-  if (cp == 0x2028 || cp == 0x2029)
-    return "line separator";
-  if ((cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2064) ||
-      (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff)
-    return "invisible or bidirectional format character";
-  return nullptr;
-}
-
-} // namespace
-
 subject_cn certificate_cn(const x509_st* cert) {
   subject_cn r;
   if (cert == nullptr)
@@ -102,32 +64,10 @@ subject_cn certificate_cn(const x509_st* cert) {
   }
   std::string cn(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(n));
   OPENSSL_free(utf8);
-  if (cn.empty()) {
-    r.problem = "empty CN";
+  // ASN1_STRING_to_UTF8 made valid UTF-8; the rest is what any identity must be.
+  if (auto problem = identity_problem(cn); !problem.empty()) {
+    r.problem = "CN " + problem;
     return r;
-  }
-  if (cn.size() > max_subject_bytes) {
-    r.problem =
-        "CN longer than " + std::to_string(max_subject_bytes) + " bytes (" + std::to_string(cn.size()) + ")";
-    return r;
-  }
-  for (std::size_t i = 0; i < cn.size();) {
-    auto c = static_cast<unsigned char>(cn[i]);
-    if (c < 0x20 || c == 0x7f) {
-      char hex[8];
-      std::snprintf(hex, sizeof(hex), "0x%02x", c);
-      r.problem = std::string{"CN contains control character "} + hex + " at byte " + std::to_string(i);
-      return r;
-    }
-    std::size_t len = 1;
-    char32_t cp = utf8_code_point(cn, i, len);
-    if (const char* what = unsafe_code_point(cp)) {
-      char u[16];
-      std::snprintf(u, sizeof(u), "U+%04X", static_cast<unsigned>(cp));
-      r.problem = std::string{"CN contains "} + what + " " + u + " at byte " + std::to_string(i);
-      return r;
-    }
-    i += len;
   }
   r.cn = std::move(cn);
   return r;

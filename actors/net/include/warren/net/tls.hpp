@@ -1,6 +1,8 @@
 // TLS settings of a listener and the one shared server context built from them.
 #pragma once
 
+#include <warren/net/identity.hpp>
+
 #include <asio/ssl/context.hpp>
 
 #include <cstddef>
@@ -32,8 +34,8 @@ std::shared_ptr<asio::ssl::context> make_server_context(const tls_options& opts)
 /// the endpoint calls it once, after the handshake). `ssl` is the connection's SSL*.
 std::string verified_subject(void* ssl);
 
-/// Longest CN verified_subject accepts, in UTF-8 bytes.
-constexpr std::size_t max_subject_bytes = 255;
+/// Longest CN verified_subject accepts, in UTF-8 bytes (identity.hpp).
+constexpr std::size_t max_subject_bytes = max_identity_bytes;
 
 /// A certificate's subject CN as verified_subject reads it.
 struct subject_cn {
@@ -42,12 +44,9 @@ struct subject_cn {
 };
 
 /// Reads the subject CN of `cert` (an X509*; nullptr: none): converted to UTF-8 from
-/// any ASN.1 string type. Unusable (cn empty, problem set): more than one CN, an empty
-/// one, one that has no UTF-8 form, one longer than max_subject_bytes, or one with a
-/// control character (C0, DEL, C1), a line or paragraph separator (U+2028/9), or an
-/// invisible or bidirectional format character (U+200B–200F, 202A–202E, 2060–2064,
-/// 2066–2069, FEFF): a device id is logged and shown, and must read as what it is. No
-/// CN at all is not a problem.
+/// any ASN.1 string type. Unusable (cn empty, problem set): more than one CN, one that
+/// has no UTF-8 form, or one that is no identity (identity_problem(): empty, too long,
+/// control, separator or format characters). No CN at all is not a problem.
 subject_cn certificate_cn(const x509_st* cert);
 
 } // namespace warren::net
