@@ -28,7 +28,11 @@ int loop_policy(net::io_pool& pool, std::size_t i) {
 int worker_policy(caf::actor_system_config& cfg) {
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
-  auto probe = sys.spawn([]() -> caf::behavior { return {[](int) { return sched_getscheduler(0); }}; });
+  // One (unused) argument: CAF 0.17 binds a null tuple for an actor spawned without
+  // any (UBSan reports it).
+  auto probe = sys.spawn([](caf::event_based_actor*,
+                            int) -> caf::behavior { return {[](int) { return sched_getscheduler(0); }}; },
+                         0);
   int policy = -1;
   self->request(probe, std::chrono::seconds(30), 0)
       .receive([&](int x) { policy = x; }, [&](caf::error& e) { FAIL(to_string(e)); });
