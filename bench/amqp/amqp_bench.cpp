@@ -174,17 +174,13 @@ caf::behavior bench_session(caf::stateful_actor<session_state>* self, session_st
     auto& s = self->state;
     if (s.next > s.total)
       return;
-    std::vector<backend::device_message> b;
     auto last = std::min<uint64_t>(s.total, s.next + s.batch - 1);
-    for (; s.next <= last; ++s.next) {
-      backend::device_message m;
-      m.connection_id = s.conn;
-      m.device_id = "dev-" + s.conn;
-      m.from_device_seq = s.next;
-      m.payload.assign(s.payload, 'x');
-      b.push_back(std::move(m));
-    }
-    self->send(s.producer, backend::publish_atom::value, std::move(b));
+    backend::device_batch::builder b{s.conn, "dev-" + s.conn, last - s.next + 1,
+                                     (last - s.next + 1) * s.payload};
+    std::string payload(s.payload, 'x');
+    for (; s.next <= last; ++s.next)
+      b.add(s.next, std::nullopt, payload);
+    self->send(s.producer, backend::publish_atom::value, std::move(b).done());
   };
   for (int i = 0; i < 8; ++i) // a window of 8 batches, as a session holding ACKs would
     send_batch();

@@ -10,22 +10,16 @@
 using namespace amqp_test;
 using warren::backend::accepted_atom;
 using warren::backend::address_kind;
-using warren::backend::device_message;
+using warren::backend::device_batch;
 using warren::backend::publish_atom;
 
 namespace {
 
-std::vector<device_message> batch(uint64_t from, uint64_t to) {
-  std::vector<device_message> out;
-  for (auto seq = from; seq <= to; ++seq) {
-    device_message m;
-    m.connection_id = "conn-o";
-    m.device_id = "dev-o";
-    m.from_device_seq = seq;
-    m.payload = "payload-" + std::to_string(seq);
-    out.push_back(std::move(m));
-  }
-  return out;
+device_batch batch(uint64_t from, uint64_t to) {
+  device_batch::builder b{"conn-o", "dev-o", to - from + 1};
+  for (auto seq = from; seq <= to; ++seq)
+    b.add(seq, std::nullopt, "payload-" + std::to_string(seq));
+  return std::move(b).done();
 }
 
 /// Drains accepted_atom replies already in `self`'s mailbox; returns the highest.

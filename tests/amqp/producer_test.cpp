@@ -8,25 +8,18 @@
 
 using namespace amqp_test;
 using warren::backend::accepted_atom;
-using warren::backend::device_message;
+using warren::backend::device_batch;
 using warren::backend::publish_atom;
 
 namespace {
 
-std::vector<device_message> batch(const std::string& conn, const std::string& dev, uint64_t from, uint64_t to,
-                                  bool with_ids) {
-  std::vector<device_message> out;
-  for (auto seq = from; seq <= to; ++seq) {
-    device_message m;
-    m.connection_id = conn;
-    m.device_id = dev;
-    m.from_device_seq = seq;
-    if (with_ids)
-      m.message_id = 1000 + seq;
-    m.payload = dev + "-" + std::to_string(seq) + std::string(seq % 3, '\0') + "x";
-    out.push_back(std::move(m));
-  }
-  return out;
+device_batch batch(const std::string& conn, const std::string& dev, uint64_t from, uint64_t to,
+                   bool with_ids) {
+  device_batch::builder b{conn, dev, to - from + 1};
+  for (auto seq = from; seq <= to; ++seq)
+    b.add(seq, with_ids ? std::optional<uint64_t>{1000 + seq} : std::nullopt,
+          dev + "-" + std::to_string(seq) + std::string(seq % 3, '\0') + "x");
+  return std::move(b).done();
 }
 
 /// Receives accepted_atom on `self` until it reaches `target`, calling `each` per

@@ -43,15 +43,15 @@ caf::behavior withholding_producer(caf::event_based_actor* self, std::shared_ptr
   };
   auto s = std::make_shared<state>();
   return {
-      [=](backend::publish_atom, std::vector<backend::device_message>& batch) {
-        for (auto& m : batch) {
+      [=](backend::publish_atom, const backend::device_batch& batch) {
+        for (auto m : batch) {
           auto i = st->received.load();
           if (m.from_device_seq != i + 1 || m.payload != make_line(i).substr(0, line_len - 1))
             st->out_of_order = true;
           st->received = i + 1;
         }
         s->session = caf::actor_cast<caf::actor>(self->current_sender());
-        s->last = batch.empty() ? s->last : batch.back().from_device_seq;
+        s->last = batch.empty() ? s->last : batch.last_seq();
         if (s->accepting)
           self->send(s->session, backend::accepted_atom::value, s->last);
       },
@@ -386,6 +386,32 @@ TEST_CASE("a one-way batch delivery keeps to_device_seq order within and across 
   // The request/reply path is unchanged and continues the same order.
   CHECK(post(g, "/v1/devices/dev-b/messages?to_device_seq=7", "seven") == 202);
   CHECK(d.read_line() == "seven");
+}
+
+TEST_CASE(
+    "a device batch sent back one-way (the echo's form): its payloads in order, outside to_device_seq") {
+  running_gateway g{first_message_config(10min)};
+  device d{g.port()};
+  d.send("dev-e\n");
+  REQUIRE(eventually([&] { return g->registry()->devices() == 1; }));
+  auto session = g->registry()->find(backend::address_kind::device, "dev-e");
+  REQUIRE(session);
+  // Any connection id: the session was found already and does not read it.
+  backend::device_batch::builder b{"elsewhere", "dev-e", 4};
+  b.add(1, std::nullopt, "first")
+      .add(2, 7, "")
+      .add(3, std::nullopt, "not\na line")
+      .add(4, std::nullopt, "last");
+  caf::anon_send(session, backend::deliver_atom::value, std::move(b).done());
+  CHECK(d.read_line() == "first");
+  CHECK(d.read_line() == "");
+  CHECK(d.read_line() == "last"); // the line with LF cannot be encoded: refused, counted
+  CHECK(eventually([&] { return g->metrics()->undeliverable.load() == 1; }));
+  CHECK(eventually([&] { return g->metrics()->messages_out.load() == 3; }));
+  // No to_device_seq was taken: the device's first ordered message is still 1.
+  CHECK(post(g, "/v1/devices/dev-e/messages?to_device_seq=1", "one") == 202);
+  CHECK(d.read_line() == "one");
+  CHECK(g->metrics()->reordered.load() == 0);
 }
 
 TEST_CASE("a backend that withholds acceptance: the session stops reading past max_unaccepted, "

@@ -24,20 +24,24 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
+/// One message to publish: message `index` of `batch` (a shared copy of the batch the
+/// session published: no payload copy).
 struct outgoing {
   uint64_t id = 0; // the producer's sequence: publish order
-  backend::device_message msg;
+  backend::device_batch batch;
+  std::size_t index = 0;
 };
 
-std::string routing_key_for(const std::string& pattern, const backend::device_message& m) {
+std::string routing_key_for(const std::string& pattern, const backend::device_batch& b) {
+  auto device_id = b.device_id();
   std::string out;
-  out.reserve(pattern.size() + m.device_id.size());
+  out.reserve(pattern.size() + device_id.size());
   for (size_t i = 0; i < pattern.size();) {
     if (pattern.compare(i, 11, "{device_id}") == 0) {
-      out += m.device_id.empty() ? std::string_view{"-"} : std::string_view{m.device_id};
+      out += device_id.empty() ? std::string_view{"-"} : device_id;
       i += 11;
     } else if (pattern.compare(i, 15, "{connection_id}") == 0) {
-      out += m.connection_id;
+      out += b.connection_id();
       i += 15;
     } else {
       out += pattern[i++];
@@ -285,20 +289,21 @@ private:
   }
 
   int publish(const outgoing& x) {
-    const auto& m = x.msg;
+    auto m = x.batch[x.index];
+    auto conn_id = x.batch.connection_id();
     amqp_table_entry_t entries[4];
     int n = 0;
     entries[n].key = bytes("connection_id");
-    entries[n++].value = longstr(m.connection_id);
+    entries[n++].value = longstr(conn_id);
     entries[n].key = bytes("device_id");
-    entries[n++].value = longstr(m.device_id);
+    entries[n++].value = longstr(x.batch.device_id());
     entries[n].key = bytes("from_device_seq");
     entries[n++].value = long_long(m.from_device_seq);
     if (m.message_id) {
       entries[n].key = bytes("message_id");
       entries[n++].value = long_long(*m.message_id);
     }
-    auto msg_id = m.connection_id + "/" + std::to_string(m.from_device_seq);
+    auto msg_id = std::string{conn_id} + "/" + std::to_string(m.from_device_seq);
     amqp_basic_properties_t props;
     props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG |
                    AMQP_BASIC_MESSAGE_ID_FLAG;
@@ -307,7 +312,7 @@ private:
     props.message_id = bytes(msg_id);
     props.headers.num_entries = n;
     props.headers.entries = entries;
-    auto key = routing_key_for(opts_.routing_key, m);
+    auto key = routing_key_for(opts_.routing_key, x.batch);
     return amqp_basic_publish(conn_.get(), channel_no, bytes(opts_.exchange), bytes(key), 0, 0, &props,
                               bytes(m.payload));
   }
@@ -421,8 +426,9 @@ public:
     io_->start();
     set_exit_handler([this](caf::exit_msg& msg) { begin_shutdown(std::move(msg.reason)); });
     return {
-        [this](backend::publish_atom, std::vector<backend::device_message>& msgs) {
-          on_publish(current_sender(), std::move(msgs));
+        // const: the session keeps the message until accepted; the batch is shared.
+        [this](backend::publish_atom, const backend::device_batch& batch) {
+          on_publish(current_sender(), batch);
         },
         [this](confirmed_atom, std::vector<uint64_t>& ids) {
           on_confirmed(ids);
@@ -522,7 +528,7 @@ private:
     delayed_send(this, opts_.flush_timeout + std::chrono::seconds(1), flush_timeout_atom::value);
   }
 
-  void on_publish(caf::strong_actor_ptr sender, std::vector<backend::device_message> msgs) {
+  void on_publish(caf::strong_actor_ptr sender, const backend::device_batch& msgs) {
     if (msgs.empty())
       return;
     if (stopping_) {
@@ -536,10 +542,10 @@ private:
       deferred_count_ += msgs.size();
       if (stats_)
         stats_->deferred.fetch_add(msgs.size(), std::memory_order_relaxed);
-      deferred_.emplace_back(std::move(sender), std::move(msgs));
+      deferred_.emplace_back(std::move(sender), msgs);
       return;
     }
-    accept(std::move(sender), std::move(msgs));
+    accept(std::move(sender), msgs);
   }
 
   void admit_deferred() {
@@ -550,25 +556,25 @@ private:
       deferred_count_ -= msgs.size();
       if (stats_)
         stats_->deferred.fetch_sub(msgs.size(), std::memory_order_relaxed);
-      accept(std::move(sender), std::move(msgs));
+      accept(std::move(sender), msgs);
     }
     if (had && deferred_.empty())
       log().info("amqp producer: buffer below max_buffered again; taking new messages");
   }
 
-  void accept(caf::strong_actor_ptr sender, std::vector<backend::device_message> msgs) {
+  void accept(caf::strong_actor_ptr sender, const backend::device_batch& msgs) {
     caf::actor_id key = sender ? sender->id() : 0;
     auto& s = sessions_[key];
     if (!s.handle)
       s.handle = std::move(sender);
     std::vector<outgoing> batch;
     batch.reserve(msgs.size());
-    for (auto& m : msgs) {
+    for (std::size_t i = 0; i < msgs.size(); ++i) {
       auto id = next_id_++;
-      entries_.emplace(id, entry{key, m.from_device_seq, false});
+      entries_.emplace(id, entry{key, msgs[i].from_device_seq, false});
       id_order_.push_back(id);
       s.order.push_back(id);
-      batch.push_back(outgoing{id, std::move(m)});
+      batch.push_back(outgoing{id, msgs, i});
     }
     buffered_ += batch.size();
     if (stats_)
@@ -625,7 +631,7 @@ private:
   std::vector<pending_flush> flushes_;
   std::unordered_map<caf::actor_id, session_state> sessions_;
   std::vector<caf::actor_id> touched_;
-  std::deque<std::pair<caf::strong_actor_ptr, std::vector<backend::device_message>>> deferred_;
+  std::deque<std::pair<caf::strong_actor_ptr, backend::device_batch>> deferred_; // shared, not copied
   size_t deferred_count_ = 0;
   size_t buffered_ = 0;
   bool stopping_ = false;

@@ -10,44 +10,24 @@ namespace {
 
 caf::behavior echo_producer(caf::event_based_actor* self, std::shared_ptr<router> routes) {
   return {
-      // const: the session keeps the message until accepted, so a mutable reference
-      // would make CAF copy the whole batch (copy on write); only the payloads are copied.
-      [self, routes](publish_atom, const std::vector<device_message>& batch) {
+      // A batch comes from one session, about one connection: one registry lookup, and
+      // the very batch goes back (shared, no payload copy) with its acceptance, one
+      // message per publish.
+      [self, routes](publish_atom, const device_batch& batch) {
         if (batch.empty())
           return;
         auto sender = caf::actor_cast<caf::actor>(self->current_sender());
-        auto accepted = batch.back().from_device_seq;
-        bool accepted_sent = false;
-        // A batch comes from one session: one registry lookup and one batch message per
-        // run of equal connection ids (one run in practice). The batch that goes back to
-        // the publishing session carries its acceptance: one message per publish.
-        std::vector<to_device_message> out;
-        out.reserve(batch.size());
-        const std::string* run_id = nullptr;
-        caf::actor session;
-        auto ship = [&](bool last) {
-          if (session && !out.empty()) {
-            if (last && session == sender) {
-              self->send(session, deliver_atom::value, std::move(out), accepted_atom::value, accepted);
-              accepted_sent = true;
-            } else {
-              self->send(session, deliver_atom::value, std::move(out));
-            }
-          }
-          out = std::vector<to_device_message>{};
-        };
-        for (auto& m : batch) {
-          if (!run_id || *run_id != m.connection_id) {
-            if (run_id)
-              ship(false);
-            session = routes->find(address_kind::connection, m.connection_id);
-            run_id = &m.connection_id;
-          }
-          // Routed already: the target is not needed (messages.hpp), no copy of the id.
-          out.push_back(to_device_message{address_kind::connection, {}, std::nullopt, m.payload});
+        auto accepted = batch.last_seq();
+        auto session = routes->find(address_kind::connection, batch.connection_id());
+        if (session && session == sender) {
+          self->send(session, deliver_atom::value, batch, accepted_atom::value, accepted);
+          return;
         }
-        ship(true);
-        if (sender && !accepted_sent)
+        // Not the publisher (a takeover race) or gone: the payloads go to whoever holds
+        // the connection id now, if anyone; the acceptance to the publisher.
+        if (session)
+          self->send(session, deliver_atom::value, batch);
+        if (sender)
           self->send(sender, accepted_atom::value, accepted);
       },
       [](flush_atom) { return caf::unit; },

@@ -81,10 +81,11 @@ int64_t unix_ms() {
 
 } // namespace
 
-std::string to_json_line(const device_message& msg, int64_t now_ms) {
+std::string to_json_line(std::string_view connection_id, std::string_view device_id,
+                         const device_message_view& msg, int64_t now_ms) {
   nlohmann::json j;
-  j["connection_id"] = msg.connection_id;
-  j["device_id"] = msg.device_id;
+  j["connection_id"] = connection_id;
+  j["device_id"] = device_id;
   j["from_device_seq"] = msg.from_device_seq;
   if (msg.message_id)
     j["message_id"] = *msg.message_id;
@@ -128,15 +129,20 @@ std::size_t local_hub::subscribers() const {
   return subs_->size();
 }
 
-void local_hub::publish(const std::vector<device_message>& batch) {
+void local_hub::publish(const device_batch& batch) {
   std::shared_ptr<const list> xs;
   {
     std::lock_guard<std::mutex> guard{mtx_}; // once per batch
     xs = subs_;
   }
-  for (auto& s : *xs)
-    for (auto& m : batch)
+  if (xs->empty())
+    return;
+  // An owning copy of each message only now that someone listens, shared by all.
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto m = batch.message(i);
+    for (auto& s : *xs)
       s.fn(m);
+  }
 }
 
 // -- producer -----------------------------------------------------------------------
@@ -162,14 +168,14 @@ public:
   caf::behavior make_behavior() override {
     return {
         // const: the session keeps the message until accepted, so a mutable reference
-        // would make CAF copy the whole batch (copy on write).
-        [this](publish_atom, const std::vector<device_message>& batch) {
+        // would make CAF copy the message (copy on write).
+        [this](publish_atom, const device_batch& batch) {
           if (batch.empty())
             return;
           if (out_) {
             auto now = unix_ms();
-            for (auto& m : batch) {
-              line_ = to_json_line(m, now);
+            for (auto m : batch) {
+              line_ = to_json_line(batch.connection_id(), batch.device_id(), m, now);
               line_ += '\n';
               std::fwrite(line_.data(), 1, line_.size(), out_);
             }
@@ -179,7 +185,7 @@ public:
           opts_.hub->publish(batch);
           // Accepted = handed over: reply at once, cumulative per session.
           if (auto& src = current_sender())
-            send(caf::actor_cast<caf::actor>(src), accepted_atom::value, batch.back().from_device_seq);
+            send(caf::actor_cast<caf::actor>(src), accepted_atom::value, batch.last_seq());
         },
         [this](flush_atom) {
           if (out_)

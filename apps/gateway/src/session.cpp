@@ -136,21 +136,22 @@ public:
       if (frames.size() == 1)
         return;
     }
-    std::vector<backend::device_message> batch;
-    batch.reserve(frames.size() - i);
+    // One batch per read: the ids once, the payloads in one buffer (messages.hpp).
+    std::size_t bytes = 0;
+    for (std::size_t j = i; j < frames.size(); ++j)
+      bytes += frames[j].size();
+    backend::device_batch::builder b{id(), device_id_, frames.size() - i, bytes};
     bool framed = ctx.codec() == net::codec_kind::frame;
     for (; i < frames.size(); ++i) {
       auto seq = first_seq + i;
-      auto& m = batch.emplace_back();
-      m.connection_id.assign(id());
-      m.device_id = device_id_;
-      m.from_device_seq = seq - offset_;
+      std::optional<uint64_t> message_id;
       if (framed)
-        m.message_id = ctx.message_id(seq);
-      m.payload.assign(frames[i].data(), frames[i].size());
+        message_id = ctx.message_id(seq);
+      b.add(seq - offset_, message_id, frames[i]);
     }
+    auto batch = std::move(b).done();
     auto n = batch.size();
-    auto last = batch.back().from_device_seq;
+    auto last = batch.last_seq();
     publish(last, caf::make_message(backend::publish_atom::value, std::move(batch)));
     stats_.seq_in.store(last, std::memory_order_relaxed);
     env().metrics->messages_in.fetch_add(n, std::memory_order_relaxed);
@@ -172,8 +173,19 @@ public:
       on_accepted(ctx, msg.get_as<uint64_t>(1));
       return true;
     }
+    if (msg.match_elements<backend::deliver_atom, backend::device_batch, backend::accepted_atom,
+                           uint64_t>()) {
+      // Our own published batch back (the echo), then its acceptance.
+      on_echo(ctx, msg.get_as<backend::device_batch>(1));
+      on_accepted(ctx, msg.get_as<uint64_t>(3));
+      return true;
+    }
+    if (msg.match_elements<backend::deliver_atom, backend::device_batch>()) {
+      on_echo(ctx, msg.get_as<backend::device_batch>(1));
+      return true;
+    }
     if (msg.match_elements<backend::deliver_atom, batch_t, backend::accepted_atom, uint64_t>()) {
-      // A producer that is also the consumer (echo): the batch, then its acceptance.
+      // A producer that is also the consumer: the batch, then its acceptance.
       on_deliver_batch(ctx, msg.get_mutable_as<batch_t>(1));
       on_accepted(ctx, msg.get_as<uint64_t>(3));
       return true;
@@ -336,6 +348,18 @@ private:
     }
     if (held)
       after_hold(ctx);
+    if (refused > 0)
+      env().metrics->undeliverable.fetch_add(refused, std::memory_order_relaxed);
+    report_out(ctx);
+  }
+
+  /// A device batch back (echo): every payload queued in order, as messages without
+  /// to_device_seq; the figures published once.
+  void on_echo(net::connection_context& ctx, const backend::device_batch& batch) {
+    uint64_t refused = 0;
+    for (auto m : batch)
+      if (!send_out(ctx, m.payload))
+        ++refused;
     if (refused > 0)
       env().metrics->undeliverable.fetch_add(refused, std::memory_order_relaxed);
     report_out(ctx);

@@ -1,6 +1,6 @@
 // The `amqp` backend: RabbitMQ over AMQP 0-9-1 with librabbitmq (rabbitmq-c).
 //
-//   producer   (publish_atom, vector<device_message>) from a session -> persistent
+//   producer   (publish_atom, device_batch) from a session -> persistent
 //              publishes with publisher confirms; (accepted_atom, highest seq) back to
 //              the session once the broker confirmed every message up to that seq.
 //   consumers  a pool; each reads the to-device queue on its own connection and

@@ -1,9 +1,9 @@
 // The `echo` backend: every device message goes back to the same connection, routed
-// by connection id through the router, as a to_device_message without
-// to_device_seq. Accepted at once. For demos and benchmarks of the whole path.
+// by connection id through the router, as a to_device_message without to_device_seq
+// would be. Accepted at once. For demos and benchmarks of the whole path.
 //
-// Each publish gets one message back: the whole batch as a one-way
-// (deliver_atom, vector<to_device_message>, accepted_atom, seq) (messages.hpp).
+// Each publish gets one message back: the published device_batch itself (shared, no
+// copy) as a one-way (deliver_atom, device_batch, accepted_atom, seq) (messages.hpp).
 // `producers` producers share the work (sessions pick one by connection id), so the
 // echo is no single-threaded choke point; one per scheduler thread is a good size.
 //

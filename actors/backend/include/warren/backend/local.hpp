@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace warren::backend {
@@ -41,8 +42,9 @@ public:
   void unsubscribe(uint64_t token);
   std::size_t subscribers() const;
 
-  /// Called by the producer.
-  void publish(const std::vector<device_message>& batch);
+  /// Called by the producer: every subscriber gets each message of `batch` in order
+  /// (owning copies, made only when there are subscribers).
+  void publish(const device_batch& batch);
 
 private:
   struct sub {
@@ -70,8 +72,10 @@ backend_spec make_local_backend(local_options opts, std::shared_ptr<router> rout
 /// Registered name of consumer `i` (local backend).
 std::string consumer_name(std::size_t i);
 
-/// One JSON line (no LF) for a device message; `now_ms` is the Unix time in ms.
-std::string to_json_line(const device_message& msg, int64_t now_ms);
+/// One JSON line (no LF) for a device message of connection `connection_id` (a
+/// device_batch's ids and one of its messages); `now_ms` is the Unix time in ms.
+std::string to_json_line(std::string_view connection_id, std::string_view device_id,
+                         const device_message_view& msg, int64_t now_ms);
 
 /// True if `s` is valid UTF-8 (no overlongs, no surrogates).
 bool is_utf8(std::string_view s) noexcept;
