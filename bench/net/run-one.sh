@@ -9,7 +9,8 @@
 # Environment: BUILD (build/release: the server's build), LOADGEN (the loadgen binary;
 # default: $BUILD's), SECONDS_PER_RUN (8), PORT (from the PID), RENICE (renice the
 # server's CAF threads to this value after start; default: as the server sets them),
-# OUT (/tmp/warren-bench), SCHED_BATCH (1; 0: the server's threads keep SCHED_OTHER).
+# OUT (/tmp/warren-bench), SCHED_BATCH (1; 0: the server's threads keep SCHED_OTHER),
+# CODEC (line, or frame).
 # Prints rate and server CPU per connection and per message.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,17 +22,18 @@ LG=${LOADGEN:-$B/apps/loadgen/warren-loadgen}
 OUT=${OUT:-/tmp/warren-bench}
 T=${SECONDS_PER_RUN:-8}
 PORT=${PORT:-$((30000 + $$ % 2000))}
+CODEC=${CODEC:-line}
 CERT=$OUT/cert
 mkdir -p "$OUT"
 [ -f "$CERT/cert.pem" ] || scripts/make-test-cert "$CERT"
 if [ "$kind" = gateway ]; then
   conf=$OUT/run-one-$PORT.toml
-  gateway_conf "$conf" "$PORT" "$sec" line "$OUT" "$CERT"
+  gateway_conf "$conf" "$PORT" "$sec" "$CODEC" "$OUT" "$CERT"
   taskset -c 0 "$B/apps/gateway/warren-gateway" -c "$conf" >"$OUT/run-one.log" 2>&1 &
 else
   args=("$PORT")
   [ "$sec" = tls ] && args+=("$CERT/cert.pem" "$CERT/key.pem")
-  WARREN_IO_THREADS=1 WARREN_SCHED_THREADS=1 WARREN_CODEC=line WARREN_SCHED_BATCH=${SCHED_BATCH:-1} \
+  WARREN_IO_THREADS=1 WARREN_SCHED_THREADS=1 WARREN_CODEC=$CODEC WARREN_SCHED_BATCH=${SCHED_BATCH:-1} \
     taskset -c 0 "$B/actors/net/warren-net-echo" "${args[@]}" >"$OUT/run-one.log" 2>&1 &
 fi
 SPID=$!
@@ -51,9 +53,9 @@ tls=()
 [ "$sec" = tls ] && tls=(--tls --tls-version 1.3)
 c0=$(awk '{print $14 + $15}' "/proc/$SPID/stat")
 json=$OUT/run-one-$PORT.json
-taskset -c 1 "$LG" "$@" -p "$PORT" "${tls[@]}" -d "$T" --codec line -q >"$json" 2>/dev/null || true
+taskset -c 1 "$LG" "$@" -p "$PORT" "${tls[@]}" -d "$T" --codec "$CODEC" -q >"$json" 2>/dev/null || true
 c1=$(awk '{print $14 + $15}' "/proc/$SPID/stat")
-python3 - "$json" "$((c1 - c0))" "$(getconf CLK_TCK)" "$kind $sec $1 (${RENICE:+nice $RENICE, }$B)" <<'PY'
+python3 - "$json" "$((c1 - c0))" "$(getconf CLK_TCK)" "$kind $sec $CODEC $1 (${RENICE:+nice $RENICE, }$B)" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 cpu = int(sys.argv[2]) / int(sys.argv[3])
