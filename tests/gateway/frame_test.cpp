@@ -44,3 +44,22 @@ TEST_CASE("codec frame: message ids, ACK after acceptance, PUSH out") {
   CHECK(push->id == 1);
   CHECK(push->payload == std::string{"\x01\x02\n\x03", 4});
 }
+
+TEST_CASE("codec frame, identify = first_message: an empty or binary first DATA is no device id") {
+  auto cfg = test_config();
+  cfg.listeners[0].net.codec = net::codec_kind::frame;
+  cfg.listeners[0].session.identify = gw::identify_mode::first_message;
+  running_gateway g{cfg};
+  collector col{g->hub()};
+  const std::string bad[] = {std::string{}, std::string{"dev\0-1", 6}, std::string{"\xc2\x85"}};
+  uint64_t failures = 0;
+  for (auto& first : bad) {
+    device d{g.port()};
+    d.send(data_frame(1, first) + data_frame(2, "reading"));
+    CHECK(d.wait_closed());
+    ++failures;
+    CHECK(eventually([&] { return g->metrics()->identify_failures.load() == failures; }));
+  }
+  CHECK(eventually([&] { return g.sessions().empty(); }));
+  CHECK(col.snapshot().empty());
+}

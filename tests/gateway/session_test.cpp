@@ -180,6 +180,38 @@ TEST_CASE("a reconnecting device takes over its device id; the stale session is 
   CHECK(g->registry()->devices() == 1);
 }
 
+TEST_CASE("identify = first_message: a first line that is no device id closes the connection") {
+  running_gateway g{first_message_config()};
+  collector col{g->hub()};
+  // A terminal escape, a right-to-left override, invalid UTF-8: the same rules as a
+  // certificate CN (net/identity.hpp). Nothing of theirs is published. (An empty line
+  // is no line for the line codec: the next one would be the id.)
+  const std::string bad[] = {"\x1b[2Jdev",
+                             "dev-\xe2\x80\xae"
+                             "1-ved",
+                             "dev-\xff"};
+  uint64_t failures = 0;
+  for (auto& first : bad) {
+    INFO("first line: " << first);
+    device d{g.port()};
+    d.send(first + "\nafter\n");
+    CHECK(d.wait_closed());
+    ++failures;
+    CHECK(eventually([&] { return g->metrics()->identify_failures.load() == failures; }));
+  }
+  CHECK(eventually([&] { return g.sessions().empty(); }));
+  CHECK(g->registry()->devices() == 0);
+  // A non-ASCII id is fine.
+  device ok{g.port()};
+  ok.send("capteur-\xc3\xa9t\xc3\xa9\nhello\n");
+  REQUIRE(col.wait_for(1));
+  auto got = col.snapshot();
+  REQUIRE(got.size() == 1); // the refused connections published nothing
+  CHECK(got[0].device_id == "capteur-\xc3\xa9t\xc3\xa9");
+  CHECK(got[0].payload == "hello");
+  CHECK(g->metrics()->identify_failures.load() == failures);
+}
+
 TEST_CASE("a message for an absent device is refused (404) and counted") {
   running_gateway g{first_message_config()};
   CHECK(post(g, "/v1/devices/nobody/messages", "x") == 404);

@@ -6,6 +6,7 @@
 #include <warren/backend/messages.hpp>
 #include <warren/exit.hpp>
 #include <warren/log.hpp>
+#include <warren/net/identity.hpp>
 #include <warren/registry.hpp>
 
 #include <caf/all.hpp>
@@ -124,9 +125,12 @@ public:
     uint64_t first_seq = ctx.frames_in() - frames.size() + 1; // endpoint numbering
     std::size_t i = 0;
     if (offset_ == 1 && !identified_) {
-      // identify = first_message: the first line/frame is the device id.
-      if (frames[0].empty()) {
+      // identify = first_message: the first line/frame is the device id, under the
+      // rules a certificate CN follows (net/identity.hpp): it is logged and shown.
+      if (auto problem = net::identity_problem(frames[0]); !problem.empty()) {
         env().metrics->identify_failures.fetch_add(1, std::memory_order_relaxed);
+        log().info("session {} ({}): closed: the first message is no device id: it {}", id(), ctx.info().peer,
+                   problem);
         ctx.close(shutdown_with("identify_failed"));
         return;
       }
