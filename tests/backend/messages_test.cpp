@@ -137,3 +137,12 @@ TEST_CASE("in a caf::message the batch is shared, not copied") {
   auto other = msg; // what a session keeps while the producer reads the batch
   CHECK(other.get_as<device_batch>(0)[2].payload.data() == b[2].payload.data());
 }
+
+TEST_CASE("backend_spec::producer_names: the pool by index, the first under the base name") {
+  warren::backend::backend_spec spec;
+  spec.producer_name = "p";
+  spec.producers = 3;
+  CHECK(spec.producer_names() == std::vector<std::string>{"p", "p.1", "p.2"});
+  spec.producers = 0; // a backend that said nothing: one producer
+  CHECK(spec.producer_names() == std::vector<std::string>{"p"});
+}

@@ -1,11 +1,19 @@
 #include <warren/backend/messages.hpp>
 
+#include <algorithm>
 #include <functional>
 
 namespace warren::backend {
 
 std::string producer_name_at(const std::string& base, std::size_t i) {
   return i == 0 ? base : base + "." + std::to_string(i);
+}
+
+std::vector<std::string> backend_spec::producer_names() const {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < std::max<std::size_t>(producers, 1); ++i)
+    names.push_back(producer_name_at(producer_name, i));
+  return names;
 }
 
 std::size_t producer_index(std::string_view connection_id, std::size_t n) {

@@ -140,8 +140,7 @@ caf::error gateway::start() {
                    "sysctl -w net.core.somaxconn={})",
                    l.name, l.net.backlog, maxconn, l.net.backlog);
     auto spec = make_backend(cfg_, registry_);
-    producer_name_ = spec.producer_name;
-    producers_ = spec.producers;
+    producer_names_ = spec.producer_names();
     std::vector<child_spec> listeners;
     std::vector<std::string> names;
     session_env env{registry_, metrics_};
@@ -160,8 +159,7 @@ caf::error gateway::start() {
       opts.auto_ack = false;
       auto so = l.session;
       so.listener = l.name;
-      so.producer_name = spec.producer_name;
-      so.producers = spec.producers;
+      so.producer_names = producer_names_;
       listeners.push_back(net::listener_child(l.name, *pool_, opts, session_factory(so, env)));
       names.push_back(l.name);
     }
@@ -187,12 +185,9 @@ caf::error gateway::start() {
     metrics.start = spawn_fn_of(metrics_logger, metrics_, registry_, cfg_.metrics_log_interval);
     children.push_back(std::move(metrics));
     // Last: it depends on the backend and the sessions, and nothing depends on it.
-    std::vector<std::string> producer_names;
-    for (std::size_t i = 0; i < spec.producers; ++i)
-      producer_names.push_back(backend::producer_name_at(spec.producer_name, i));
     child_spec watch;
     watch.id = "producer_watch";
-    watch.start = spawn_fn_of(producer_watch, std::move(producer_names), registry_, cfg_.producer_check);
+    watch.start = spawn_fn_of(producer_watch, producer_names_, registry_, cfg_.producer_check);
     children.push_back(std::move(watch));
     supervisor_flags flags;
     flags.strategy = restart_strategy::rest_for_one;
@@ -259,8 +254,8 @@ void gateway::shutdown() {
       else
         log().warn("listener {}: drain failed: {}", l.name, sys_->render(n.error()));
     }
-    for (std::size_t i = 0; i < producers_; ++i) {
-      if (auto prod = whereis(*sys_, backend::producer_name_at(producer_name_, i))) {
+    for (auto& name : producer_names_) {
+      if (auto prod = whereis(*sys_, name)) {
         caf::scoped_actor self{*sys_};
         self->request(prod, std::chrono::seconds(5), backend::flush_atom::value)
             .receive([] {}, [](caf::error& err) { log().warn("producer flush: {}", caf::to_string(err)); });

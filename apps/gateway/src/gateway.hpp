@@ -72,9 +72,8 @@ private:
   std::shared_ptr<std::atomic<uint16_t>> admin_port_;
   std::string dev_cert_;
   std::map<std::string, uint16_t> ports_;
-  std::string producer_name_;
-  std::size_t producers_ = 1;
-  std::unique_ptr<net::io_pool> pool_; // before the system: outlives it
+  std::vector<std::string> producer_names_; ///< the backend's pool (backend_spec::producer_names())
+  std::unique_ptr<net::io_pool> pool_;      // before the system: outlives it
   std::unique_ptr<caf::actor_system_config> sys_cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   std::unique_ptr<application> app_;

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <vector>
 
 namespace warren::gateway {
@@ -57,7 +58,6 @@ int64_t unix_ms() {
 struct shared_options {
   session_options opts;
   session_env env;
-  std::vector<std::string> producer_names; ///< the backend's pool, by producer_index()
   /// The actor system's name service, set by the first session (a name service is
   /// installed before the gateway starts, never while it runs).
   mutable std::atomic<name_service*> names{nullptr};
@@ -103,7 +103,8 @@ public:
     if (shared_->names.load(std::memory_order_acquire) == nullptr) // the same for every session
       shared_->names.store(&warren::names(self->home_system()), std::memory_order_release);
     write_uuid_v4(conn_id_);
-    producer_name_ = &shared_->producer_names[backend::producer_index(id(), opts().producers)];
+    auto& pool = opts().producer_names;
+    producer_name_ = &pool[backend::producer_index(id(), pool.size())];
     session_registry::session_entry e;
     e.session = self;
     e.info = &ctx.info(); // valid as long as we are (protocol.hpp)
@@ -490,8 +491,8 @@ private:
 
 net::protocol_factory session_factory(session_options opts, session_env env) {
   auto shared = std::make_shared<shared_options>();
-  for (std::size_t i = 0; i < std::max<std::size_t>(opts.producers, 1); ++i)
-    shared->producer_names.push_back(backend::producer_name_at(opts.producer_name, i));
+  if (opts.producer_names.empty())
+    throw std::invalid_argument("session_factory: no backend producer names");
   shared->opts = std::move(opts);
   shared->env = std::move(env);
   std::shared_ptr<const shared_options> cshared = std::move(shared);

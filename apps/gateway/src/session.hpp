@@ -15,6 +15,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace warren::gateway {
 
@@ -39,10 +40,9 @@ struct session_options {
   /// stops reading from its device (connection_context::pause_reading); it reads again
   /// once no more than half of them wait. At most max_unaccepted + one read's batch wait.
   std::size_t max_unaccepted = 4096;
-  std::string producer_name = "warren.backend.producer";
-  /// Producers in the backend's pool (backend_spec::producers): the session publishes
-  /// to backend::producer_name_at(producer_name, producer_index(connection id, n)).
-  std::size_t producers = 1;
+  /// The backend's producer pool (backend_spec::producer_names()): a session publishes
+  /// to producer_names[backend::producer_index(connection id, size)].
+  std::vector<std::string> producer_names{"warren.backend.producer"};
 };
 
 struct session_env {

@@ -227,6 +227,9 @@ struct backend_spec {
   child_spec supervisor;
   std::string producer_name = "warren.backend.producer";
   std::size_t producers = 1;
+
+  /// The registered names of the pool, producer i at index i (producer_name_at).
+  std::vector<std::string> producer_names() const;
 };
 
 /// The registered name of producer `i` of a pool: `base` for 0, `base.<i>` otherwise.
