@@ -60,5 +60,6 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 cpu = int(sys.argv[2]) / int(sys.argv[3])
 print(f"{sys.argv[4]}: {d['connections_per_s']:.0f} conn/s {d['messages_per_s']:.0f} msg/s "
-      f"cpu {cpu * 1e3 / max(d['completed'], 1):.3f} ms/conn {cpu * 1e6 / max(d['messages_received'], 1):.2f} us/msg")
+      f"cpu {cpu * 1e3 / max(d['completed'], 1):.3f} ms/conn {cpu * 1e6 / max(d['messages_received'], 1):.2f} us/msg "
+      f"p99 {d['latency_ms']['p99']:.2f} ms")
 PY
