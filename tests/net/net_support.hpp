@@ -164,6 +164,9 @@ public:
     lowest().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   }
 
+  /// The client's OpenSSL connection (TLS only): for tests that drive TLS itself.
+  SSL* ssl() { return tls_->native_handle(); }
+
   /// What ended reading once closed: asio::error::eof is a clean close (over TLS: the
   /// server's close_notify); asio::ssl::error::stream_truncated is TLS without one.
   asio::error_code close_error() const { return close_ec_; }

@@ -41,6 +41,37 @@ TEST_CASE("TLS 1.2 and TLS 1.3 echo") {
   CHECK(f.counters().handshake_failures() == 0);
 }
 
+TEST_CASE("TLS 1.3 KeyUpdate mid-stream: the server updates its keys when asked and the echo goes on") {
+  fixture f{tls_opts()};
+  client c{f.port, client_tls()};
+  // Counts the KeyUpdate messages the client receives (handshake message type 24).
+  static int key_updates_in = 0;
+  key_updates_in = 0;
+  SSL_set_msg_callback(c.ssl(),
+                       [](int write_p, int, int content_type, const void* buf, size_t len, SSL*, void*) {
+                         if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+                             static_cast<const unsigned char*>(buf)[0] == SSL3_MT_KEY_UPDATE)
+                           ++key_updates_in;
+                       });
+  REQUIRE(c.handshake());
+  c.send("before\n");
+  CHECK(c.read_line() == "before");
+  for (int i = 1; i <= 5; ++i) {
+    // The update goes out ahead of the next write; "requested" obliges the server to
+    // update its own sending keys too, which it must write without being asked to write.
+    REQUIRE(SSL_key_update(c.ssl(), SSL_KEY_UPDATE_REQUESTED) == 1);
+    c.send("after " + std::to_string(i) + "\n");
+    CHECK(c.read_line() == "after " + std::to_string(i));
+    CHECK(key_updates_in == i);
+  }
+  // Not requested: the server only changes its receiving keys, and sends no KeyUpdate.
+  REQUIRE(SSL_key_update(c.ssl(), SSL_KEY_UPDATE_NOT_REQUESTED) == 1);
+  c.send("quiet\n");
+  CHECK(c.read_line() == "quiet");
+  CHECK(key_updates_in == 5);
+  CHECK(f.counters().handshake_failures() == 0);
+}
+
 TEST_CASE("mTLS: a client certificate is verified and its subject visible") {
   fixture f{tls_opts(true)};
   client c{f.port, client_tls(0, true)};
