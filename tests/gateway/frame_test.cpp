@@ -5,11 +5,20 @@
 using namespace gw_test;
 using net::codec::frame_type;
 
-TEST_CASE("codec frame: message ids, ACK after acceptance, PUSH out") {
+namespace {
+
+/// codec frame, and the first DATA is the device id.
+gw::config frame_first_message_config() {
   auto cfg = test_config();
   cfg.listeners[0].net.codec = net::codec_kind::frame;
   cfg.listeners[0].session.identify = gw::identify_mode::first_message;
-  running_gateway g{cfg};
+  return cfg;
+}
+
+} // namespace
+
+TEST_CASE("codec frame: message ids, ACK after acceptance, PUSH out") {
+  running_gateway g{frame_first_message_config()};
   collector col{g->hub()};
   device d{g.port()};
   std::string burst = data_frame(100, "meter-3");
@@ -46,10 +55,7 @@ TEST_CASE("codec frame: message ids, ACK after acceptance, PUSH out") {
 }
 
 TEST_CASE("codec frame, identify = first_message: an empty or binary first DATA is no device id") {
-  auto cfg = test_config();
-  cfg.listeners[0].net.codec = net::codec_kind::frame;
-  cfg.listeners[0].session.identify = gw::identify_mode::first_message;
-  running_gateway g{cfg};
+  running_gateway g{frame_first_message_config()};
   collector col{g->hub()};
   const std::string bad[] = {std::string{}, std::string{"dev\0-1", 6}, std::string{"\xc2\x85"}};
   uint64_t failures = 0;
