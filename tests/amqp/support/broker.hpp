@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -34,6 +35,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -52,19 +54,30 @@ inline bool broker_installed() {
   return ::access(rabbitmq_server, X_OK) == 0 && std::system("command -v erl >/dev/null 2>&1") == 0;
 }
 
-/// A TCP port nobody listens on right now (bound to port 0 and released).
+/// A TCP port nobody uses right now, from 20000–29999: below the kernel's ephemeral
+/// range (32768 and up here, net.ipv4.ip_local_port_range), and clear of the ports the
+/// benchmark scripts use. The broker binds it seconds later, and again after a restart;
+/// a port from the ephemeral range could meanwhile become another test's listener
+/// (bound to port 0: a gateway under test got the broker's port once, and the broker's
+/// readiness probe connected to it) or a client's source port.
 inline uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
-    throw std::runtime_error("free_port: bind failed");
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  static std::atomic<unsigned> calls{0};
+  std::mt19937 rng{std::random_device{}() ^ (static_cast<unsigned>(::getpid()) << 12) ^ calls++};
+  for (int attempt = 0; attempt < 2000; ++attempt) {
+    auto port = static_cast<uint16_t>(20000 + rng() % 10000);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+      break;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    ::close(fd);
+    if (ok)
+      return port;
+  }
+  throw std::runtime_error("free_port: no free port in 20000-29999");
 }
 
 inline bool port_accepts(uint16_t port) {
@@ -101,10 +114,13 @@ public:
     dir_ = tmpl;
     static std::atomic<int> counter{0};
     node_ = "warren-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "@localhost";
-    port_ = free_port();
-    dist_port_ = free_port();
-    epmd_port_ = free_port();
-    ctl_port_ = free_port();
+    std::vector<uint16_t> taken; // four different ports
+    for (auto* p : {&port_, &dist_port_, &epmd_port_, &ctl_port_}) {
+      do
+        *p = free_port();
+      while (std::find(taken.begin(), taken.end(), *p) != taken.end());
+      taken.push_back(*p);
+    }
     std::filesystem::create_directories(dir_ / "home");
     std::filesystem::create_directories(dir_ / "mnesia");
     std::filesystem::create_directories(dir_ / "log");
