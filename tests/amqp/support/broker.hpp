@@ -54,6 +54,15 @@ inline bool broker_installed() {
   return ::access(rabbitmq_server, X_OK) == 0 && std::system("command -v erl >/dev/null 2>&1") == 0;
 }
 
+/// 127.0.0.1:`port`.
+inline sockaddr_in loopback(uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  return a;
+}
+
 /// A TCP port nobody uses right now, from 20000–29999: below the kernel's ephemeral
 /// range (32768 and up here, net.ipv4.ip_local_port_range), and clear of the ports the
 /// benchmark scripts use. The broker binds it seconds later, and again after a restart;
@@ -68,10 +77,7 @@ inline uint16_t free_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
       break;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
+    auto a = loopback(port);
     bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
     ::close(fd);
     if (ok)
@@ -82,10 +88,7 @@ inline uint16_t free_port() {
 
 inline bool port_accepts(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
+  auto a = loopback(port);
   bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
   ::close(fd);
   return ok;
