@@ -63,6 +63,6 @@ TEST_CASE("tune_scheduler_for_io puts CAF's workers under SCHED_BATCH unless tol
   }
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 1);
-  net::tune_scheduler_for_io(cfg, 0, 5, false);
+  net::tune_scheduler_for_io(cfg, 0, net::default_worker_nice, false);
   CHECK(worker_policy(cfg) == sched_getscheduler(0));
 }

@@ -80,7 +80,8 @@ int main(int argc, char** argv) {
     cfg.set("scheduler.max-threads", n);
   if (const char* p = std::getenv("WARREN_SCHED_POLICY"); p != nullptr && *p != '\0')
     cfg.set("scheduler.policy", caf::atom_from_string(p));
-  net::tune_scheduler_for_io(cfg, 0, 5, sched_batch); // WARREN_WS below may override it
+  net::tune_scheduler_for_io(cfg, 0, net::default_worker_nice,
+                             sched_batch); // WARREN_WS below may override it
   if (const char* ws = std::getenv("WARREN_WS"); ws != nullptr) {
     // "aggressive-poll-attempts=0,moderate-poll-attempts=0,...": CAF work-stealing knobs.
     std::string all = ws;

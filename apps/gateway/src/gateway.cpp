@@ -46,7 +46,7 @@ struct quiet_caf : caf::actor_system_config {
     set("logger.verbosity", caf::atom("quiet"));
     if (workers > 0)
       set("scheduler.max-threads", workers);
-    net::tune_scheduler_for_io(*this, moderate_polls, 5, sched_batch);
+    net::tune_scheduler_for_io(*this, moderate_polls, net::default_worker_nice, sched_batch);
   }
 };
 
