@@ -4,6 +4,7 @@
 #include "actors.hpp"
 #include "connection.hpp"
 
+#include <warren/backend/control.hpp>
 #include <warren/log.hpp>
 
 #include <algorithm>
@@ -356,7 +357,7 @@ private:
       dead_letter(d, d.error);
       return;
     }
-    auto session = router_ ? router_->find(d.msg.kind, d.msg.target) : caf::actor{};
+    auto session = router_ ? router_->route(d.msg.kind, d.msg.target) : caf::actor{};
     if (!session) {
       dead_letter(d, "not connected");
       return;
@@ -373,8 +374,12 @@ private:
               io_->post(command{command::ack, generation, tag});
             },
             [this, generation, tag, kind, target](caf::error& err) {
-              if (!router_ || !router_->find(kind, target)) {
-                // The session is gone: nobody to deliver to now, dead-letter it.
+              // No session anywhere (no node of the cluster has it), or the local one
+              // is gone and there is no cluster to look further: dead-letter it. Any
+              // other failure (closing, a cluster outage, no answer in time) requeues:
+              // it may not have been delivered.
+              if (backend::backend_error(err) == backend::backend_errc::no_such_device ||
+                  !router_ || !router_->route(kind, target)) {
                 if (stats_)
                   stats_->dead_lettered.fetch_add(1, std::memory_order_relaxed);
                 io_->post(command{command::reject, generation, tag});

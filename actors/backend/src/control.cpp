@@ -12,8 +12,18 @@ std::string to_string(backend_errc x) {
       return "bad_message";
     case backend_errc::no_consumer:
       return "no_consumer";
+    case backend_errc::cluster_unavailable:
+      return "cluster_unavailable";
+    case backend_errc::no_answer:
+      return "no_answer";
   }
   return "unknown";
+}
+
+std::optional<backend_errc> backend_error(const caf::error& err) {
+  if (err.category() != backend_error_category)
+    return std::nullopt;
+  return static_cast<backend_errc>(err.code());
 }
 
 caf::error make_error(backend_errc x) {

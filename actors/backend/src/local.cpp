@@ -217,7 +217,7 @@ caf::behavior local_consumer(caf::event_based_actor* self, std::shared_ptr<route
   return {
       [self, routes](deliver_atom, to_device_message& msg) {
         auto rp = self->make_response_promise();
-        auto session = routes->find(msg.kind, msg.target);
+        auto session = routes->route(msg.kind, msg.target);
         if (!session) {
           rp.deliver(make_error(backend_errc::no_such_device, to_string(msg.kind) + " " + msg.target));
           return;

@@ -1,5 +1,7 @@
 #include "admin.hpp"
 
+#include "cluster_directory.hpp"
+
 #include <warren/backend/control.hpp>
 #include <warren/backend/local.hpp>
 #include <warren/log.hpp>
@@ -34,6 +36,17 @@ void reply_json(httplib::Response& res, int status, const json& body) {
   res.set_content(body.dump() + "\n", "application/json");
 }
 
+json session_to_json(const session_view& v) {
+  return {{"connection_id", v.connection_id},
+          {"device_id", v.device_id.empty() ? json(nullptr) : json(v.device_id)},
+          {"peer", v.peer},
+          {"listener", v.listener},
+          {"tls_version", v.tls_version.empty() ? json(nullptr) : json(v.tls_version)},
+          {"connected_since_ms", v.connected_since_ms},
+          {"seq_in", v.seq_in},
+          {"seq_out", v.seq_out}};
+}
+
 class http_api {
 public:
   http_api(caf::actor_system& sys, admin_env env) : sys_(sys), env_(std::move(env)) {}
@@ -46,7 +59,9 @@ public:
            [this](const httplib::Request& req, httplib::Response& res) {
              deliver(backend::address_kind::connection, req, res);
            });
-    s.Get("/v1/connections", [this](const httplib::Request&, httplib::Response& res) { connections(res); });
+    s.Get("/v1/connections",
+          [this](const httplib::Request& req, httplib::Response& res) { connections(req, res); });
+    s.Get("/v1/cluster", [this](const httplib::Request&, httplib::Response& res) { cluster(res); });
     s.Get("/v1/tree", [this](const httplib::Request&, httplib::Response& res) { tree(res); });
     s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { metrics(res); });
     s.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
@@ -78,7 +93,7 @@ private:
     if (env_.consumers > 0)
       via = warren::whereis(sys_, backend::consumer_name(next_++ % env_.consumers));
     if (!via) {
-      via = env_.registry->find(kind, target);
+      via = env_.registry->route(kind, target);
       if (!via) {
         not_found(res, kind, target);
         return;
@@ -94,11 +109,20 @@ private:
               body = {{"status", "queued"}, {to_string(kind) + "_id", target}};
             },
             [&](caf::error& err) {
-              if (err.category() == backend::backend_error_category &&
-                  err.code() == static_cast<uint8_t>(backend::backend_errc::no_such_device)) {
+              using backend::backend_errc;
+              auto code = backend::backend_error(err);
+              if (code == backend_errc::no_such_device) {
                 status = 404;
                 body = {{"error", "not connected"}, {to_string(kind) + "_id", target}};
-              } else if (err.category() == backend::backend_error_category) {
+              } else if (code == backend_errc::cluster_unavailable) {
+                status = 503;
+                body = {{"error", "not delivered: the cluster is unreachable from this node"},
+                        {to_string(kind) + "_id", target}};
+              } else if (code == backend_errc::no_answer) {
+                status = 504;
+                body = {{"error", "not delivered: the node that holds it did not answer in time"},
+                        {to_string(kind) + "_id", target}};
+              } else if (code) {
                 status = 409;
                 body = {{"error",
                          "not queued: " + backend::to_string(static_cast<backend::backend_errc>(err.code()))},
@@ -121,20 +145,67 @@ private:
     reply_json(res, 404, {{"error", "not connected"}, {to_string(kind) + "_id", target}});
   }
 
-  void connections(httplib::Response& res) {
-    auto xs = env_.registry->list();
+  void connections(const httplib::Request& req, httplib::Response& res) {
     json arr = json::array();
-    for (auto& v : xs) {
-      arr.push_back({{"connection_id", v.connection_id},
-                     {"device_id", v.device_id.empty() ? json(nullptr) : json(v.device_id)},
-                     {"peer", v.peer},
-                     {"listener", v.listener},
-                     {"tls_version", v.tls_version.empty() ? json(nullptr) : json(v.tls_version)},
-                     {"connected_since_ms", v.connected_since_ms},
-                     {"seq_in", v.seq_in},
-                     {"seq_out", v.seq_out}});
+    auto scope = req.has_param("scope") ? req.get_param_value("scope") : std::string{"node"};
+    if (scope != "node" && scope != "cluster") {
+      reply_json(res, 400, {{"error", "scope must be node or cluster"}});
+      return;
+    }
+    auto& c = env_.cluster;
+    for (auto& v : env_.registry->list()) {
+      auto j = session_to_json(v);
+      if (c)
+        j["node"] = c->node_name();
+      arr.push_back(std::move(j));
+    }
+    if (scope == "cluster" && c) {
+      auto limit = std::to_string(c->cfg().list_limit);
+      for (auto& m : c->node().gather(c->cfg().nats.prefix + ".nodes.connections", limit,
+                                      c->cfg().nats.request_timeout, live_peers())) {
+        auto j = json::parse(m.data(), nullptr, false);
+        if (j.is_discarded() || !j.contains("sessions") || !j["sessions"].is_array())
+          continue;
+        for (auto& v : j["sessions"])
+          arr.push_back(std::move(v));
+      }
     }
     reply_json(res, 200, arr);
+  }
+
+  /// The other nodes heard from lately: a scatter-gather is complete with that many.
+  std::size_t live_peers() const {
+    std::size_t n = 0;
+    for (auto& [name, p] : env_.cluster->peers_view())
+      n += p.lost ? 0 : 1;
+    return std::max<std::size_t>(n, 1);
+  }
+
+  void cluster(httplib::Response& res) {
+    auto& c = env_.cluster;
+    if (!c) {
+      reply_json(res, 404, {{"error", "this node is not in a cluster"}});
+      return;
+    }
+    auto self = json::parse(c->info_json());
+    auto& node = c->node();
+    if (auto rtt = node.rtt())
+      self["nats"]["rtt_us"] = std::chrono::duration_cast<std::chrono::microseconds>(*rtt).count();
+    self["nats"]["reconnects"] = node.counters().reconnects.load();
+    json peers = json::array();
+    auto now = unix_us();
+    for (auto& [name, p] : c->peers_view())
+      peers.push_back({{"node", name},
+                       {"state", p.lost ? "lost" : "up"},
+                       {"last_heartbeat_ms_ago", (now - p.last_seen_us) / 1000}});
+    json answering = json::array();
+    for (auto& m : node.gather(c->cfg().nats.prefix + ".nodes.info", {}, c->cfg().nats.request_timeout,
+                               live_peers())) {
+      auto j = json::parse(m.data(), nullptr, false);
+      if (!j.is_discarded())
+        answering.push_back(std::move(j));
+    }
+    reply_json(res, 200, {{"node", self}, {"peers", peers}, {"answering", answering}});
   }
 
   void tree(httplib::Response& res) {
@@ -158,7 +229,8 @@ private:
       if (auto c = net::listener::counters(sys_, id))
         ls.emplace_back(id, *c);
     res.status = 200;
-    res.set_content(render_prometheus(*env_.metrics, *env_.registry, ls), "text/plain; version=0.0.4");
+    res.set_content(render_prometheus(*env_.metrics, *env_.registry, ls, env_.cluster.get()),
+                    "text/plain; version=0.0.4");
   }
 
   caf::actor_system& sys_;
@@ -187,6 +259,17 @@ private:
 };
 
 } // namespace
+
+std::string sessions_json(const session_registry& reg, const std::string& node, std::size_t limit) {
+  auto xs = reg.list();
+  json arr = json::array();
+  for (std::size_t i = 0; i < xs.size() && i < limit; ++i) {
+    auto j = session_to_json(xs[i]);
+    j["node"] = node;
+    arr.push_back(std::move(j));
+  }
+  return json{{"node", node}, {"total", xs.size()}, {"sessions", std::move(arr)}}.dump();
+}
 
 child_spec admin_child(admin_env env) {
   child_spec spec;

@@ -4,7 +4,8 @@
 //
 //   POST /v1/devices/{id}/messages       body = payload; ?to_device_seq=N; 202 / 404
 //   POST /v1/connections/{id}/messages   same, by connection id
-//   GET  /v1/connections                 JSON list of sessions
+//   GET  /v1/connections                 JSON list of sessions (?scope=cluster: of every node)
+//   GET  /v1/cluster                     this node, its NATS link, the nodes that answer
 //   GET  /v1/tree                        the supervision tree (JSON)
 //   GET  /metrics                        Prometheus text
 //   GET  /healthz                        {"status":"ok",...}
@@ -28,6 +29,7 @@ struct admin_env {
   admin_config cfg;
   std::shared_ptr<session_registry> registry;
   std::shared_ptr<gateway_metrics> metrics;
+  std::shared_ptr<cluster_directory> cluster;         ///< null: one node
   std::vector<std::string> listeners;                ///< listener ids (for /metrics)
   std::size_t consumers = 0;                         ///< local backend consumers to route through (0: direct)
   std::function<caf::actor()> top;                   ///< the top supervisor (for /v1/tree)
@@ -35,5 +37,9 @@ struct admin_env {
 };
 
 child_spec admin_child(admin_env env);
+
+/// {"node": ..., "total": N, "sessions": [...]}: at most `limit` of the registry's
+/// sessions, as GET /v1/connections lists them, each with its node.
+std::string sessions_json(const session_registry& reg, const std::string& node, std::size_t limit);
 
 } // namespace warren::gateway

@@ -107,6 +107,24 @@ public:
         fail(where_, std::string{key} + " must be a duration (\"5s\", \"250ms\") or milliseconds");
     }
   }
+  /// A string or an array of strings.
+  void get_strings(const char* key, std::vector<std::string>& out) {
+    if (auto v = node(key)) {
+      std::vector<std::string> xs;
+      if (v->is_string()) {
+        xs.push_back(v->as_string()->get());
+      } else if (auto arr = v->as_array()) {
+        for (auto& x : *arr) {
+          if (!x.is_string())
+            fail(where_, std::string{key} + " must be a string or an array of strings");
+          xs.push_back(x.as_string()->get());
+        }
+      } else {
+        fail(where_, std::string{key} + " must be a string or an array of strings");
+      }
+      out = std::move(xs);
+    }
+  }
   const toml::table* table(const char* key) {
     if (auto v = node(key)) {
       if (!v->is_table())
@@ -181,6 +199,10 @@ void apply_listener(section& s, listener_config& l) {
 } // namespace
 
 void validate_config(const config& c) {
+  if (c.cluster.enabled) {
+    if (auto problem = cluster::options_problem(c.cluster.nats); !problem.empty())
+      throw std::runtime_error("[cluster]: " + problem);
+  }
   for (auto& l : c.listeners) {
     bool name_ok = !l.name.empty() && l.name.size() <= 64;
     for (char ch : l.name)
@@ -271,6 +293,32 @@ config parse_config(std::string_view text, std::string_view source) {
     s.get_int("threads", c.admin.threads);
     s.get_duration("request_timeout", c.admin.request_timeout);
   }
+  if (auto t = top.table("cluster")) {
+    section s{*t, "[cluster]"};
+    auto& k = c.cluster;
+    k.enabled = true; // a [cluster] section joins one, unless enabled = false
+    s.get("enabled", k.enabled);
+    s.get("node_name", k.nats.node_name);
+    s.get_strings("nats", k.nats.urls);
+    s.get("user", k.nats.user);
+    s.get("password", k.nats.password);
+    s.get("token", k.nats.token);
+    s.get("credentials", k.nats.credentials_file);
+    s.get("tls", k.nats.tls.enabled);
+    s.get("tls_ca", k.nats.tls.ca_file);
+    s.get("tls_cert", k.nats.tls.cert_file);
+    s.get("tls_key", k.nats.tls.key_file);
+    s.get_duration("request_timeout", k.nats.request_timeout);
+    s.get_duration("ping_interval", k.nats.ping_interval);
+    s.get_int("max_pings_out", k.nats.max_pings_out);
+    s.get_duration("reconnect_wait", k.nats.reconnect_wait);
+    s.get_duration("reconnect_wait_max", k.nats.reconnect_wait_max);
+    s.get_duration("claim_settle", k.claim_settle);
+    s.get_duration("heartbeat_interval", k.heartbeat_interval);
+    s.get_duration("node_timeout", k.node_timeout);
+    s.get_int("agents", k.agents);
+    s.get_int("list_limit", k.list_limit);
+  }
   if (auto t = top.table("backend")) {
     section s{*t, "[backend]"};
     s.get("kind", c.backend.kind);
@@ -289,7 +337,8 @@ config parse_config(std::string_view text, std::string_view source) {
 std::optional<int> load_config(int argc, const char* const* argv, config& out) {
   CLI::App app{"warren-gateway: the Warren IoT device gateway (docs/gateway.md)", "warren-gateway"};
   std::string file, data_dir, log_level, backend, sink, admin_bind, bind, codec, identify, cert, key, ca,
-      drain_timeout, gap_timeout, ports_file;
+      drain_timeout, gap_timeout, ports_file, node_name;
+  std::vector<std::string> nats_urls;
   int admin_port = -1, tls_port = -1, plain_port = -1;
   std::size_t io_threads = 0;
   bool no_admin = false;
@@ -313,6 +362,8 @@ std::optional<int> load_config(int argc, const char* const* argv, config& out) {
   app.add_option("--key", key, "TLS private key (PEM) of every TLS listener");
   app.add_option("--ca", ca, "CA file for client certificates; enables mTLS (verify_peer)");
   app.add_option("--gap-timeout", gap_timeout, "every listener: to_device_seq gap wait (e.g. 1s)");
+  app.add_option("--node-name", node_name, "cluster: this node's name (joins the cluster)");
+  app.add_option("--nats", nats_urls, "cluster: a NATS server URL, repeatable (joins the cluster)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -348,6 +399,14 @@ std::optional<int> load_config(int argc, const char* const* argv, config& out) {
       out.admin.port = static_cast<uint16_t>(admin_port);
     if (no_admin)
       out.admin.enabled = false;
+    if (!nats_urls.empty()) {
+      out.cluster.enabled = true;
+      out.cluster.nats.urls = nats_urls;
+    }
+    if (!node_name.empty()) {
+      out.cluster.enabled = true;
+      out.cluster.nats.node_name = node_name;
+    }
     auto named = [&](const std::string& name, bool tls) -> listener_config& {
       for (auto& l : out.listeners)
         if (l.name == name)

@@ -18,6 +18,7 @@
 
 #include <fstream>
 #include <sys/resource.h>
+#include <unistd.h>
 
 namespace warren::gateway {
 
@@ -97,6 +98,8 @@ gateway::~gateway() {
     app_->run();
   }
   app_.reset();
+  if (cluster_)
+    cluster_->stop(); // no NATS callback may reach the actor system from now on
   sys_.reset();
   pool_.reset();
 }
@@ -113,6 +116,11 @@ uint16_t gateway::port(const std::string& name) const {
 caf::error gateway::start() {
   app_ = std::make_unique<application>(*sys_, "warren-gateway", false);
   try {
+    if (cfg_.cluster.enabled && cfg_.cluster.nats.node_name.empty()) {
+      char host[256] = {};
+      if (gethostname(host, sizeof(host) - 1) == 0)
+        cfg_.cluster.nats.node_name = host;
+    }
     validate_config(cfg_);
     for (auto& w : config_warnings(cfg_))
       log().warn("{}", w);
@@ -139,11 +147,20 @@ caf::error gateway::start() {
         log().warn("listener {}: backlog {} exceeds net.core.somaxconn {}: the kernel caps it (raise it with "
                    "sysctl -w net.core.somaxconn={})",
                    l.name, l.net.backlog, maxconn, l.net.backlog);
+    if (cfg_.cluster.enabled) {
+      cluster_ = std::make_shared<cluster_directory>(cfg_.cluster, registry_);
+      cluster_->list_sessions = [reg = registry_.get(), name = cfg_.cluster.nats.node_name](std::size_t limit) {
+        return sessions_json(*reg, name, limit);
+      };
+      registry_->set_cluster(cluster_);
+      cluster_->start(*sys_);
+      log().info("cluster: node {}, NATS {}", cfg_.cluster.nats.node_name, fmt::join(cfg_.cluster.nats.urls, ","));
+    }
     auto spec = make_backend(cfg_, registry_);
     producer_names_ = spec.producer_names();
     std::vector<child_spec> listeners;
     std::vector<std::string> names;
-    session_env env{registry_, metrics_};
+    session_env env{registry_, metrics_, cluster_};
     for (auto& l : cfg_.listeners) {
       auto opts = l.net;
       if (l.tls) {
@@ -168,12 +185,15 @@ caf::error gateway::start() {
     lflags.period = std::chrono::seconds(10);
     std::vector<child_spec> children;
     children.push_back(spec.supervisor);
+    if (cluster_)
+      children.push_back(cluster_->supervisor_child());
     children.push_back(supervisor_child("listeners", lflags, std::move(listeners)));
     if (cfg_.admin.enabled) {
       admin_env aenv;
       aenv.cfg = cfg_.admin;
       aenv.registry = registry_;
       aenv.metrics = metrics_;
+      aenv.cluster = cluster_;
       aenv.listeners = names;
       aenv.consumers = spec.kind == "local" ? cfg_.backend.local.consumers : 0;
       aenv.top = [app = app_.get()] { return app->top(); };

@@ -3,6 +3,8 @@
 //   application "warren-gateway"
 //   └─ top            rest_for_one
 //      ├─ backend     the backend's supervisor (producer, consumers)
+//      ├─ cluster     with [cluster]: the agents (requests to other nodes) and the
+//      │              peers actor (heartbeats); the NATS link itself is the gateway's
 //      ├─ listeners   one_for_one: one warren::net listener tree per [[listener]]
 //      ├─ admin       the HTTP API (cpp-httplib threads)
 //      └─ metrics     periodic summary in the log (metrics_log_interval)
@@ -53,6 +55,8 @@ public:
   const config& cfg() const { return cfg_; }
   std::shared_ptr<session_registry> registry() const { return registry_; }
   std::shared_ptr<gateway_metrics> metrics() const { return metrics_; }
+  /// The cluster link (null without [cluster]).
+  std::shared_ptr<cluster_directory> cluster() const { return cluster_; }
   /// The local backend's subscribers (null with another backend).
   std::shared_ptr<backend::local_hub> hub() const { return hub_; }
   caf::actor top() const;
@@ -68,6 +72,7 @@ private:
   config cfg_;
   std::shared_ptr<session_registry> registry_;
   std::shared_ptr<gateway_metrics> metrics_;
+  std::shared_ptr<cluster_directory> cluster_;
   std::shared_ptr<backend::local_hub> hub_;
   std::shared_ptr<std::atomic<uint16_t>> admin_port_;
   std::string dev_cert_;

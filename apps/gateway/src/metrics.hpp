@@ -15,6 +15,7 @@ struct listener_counters;
 namespace warren::gateway {
 
 class session_registry;
+class cluster_directory;
 
 struct gateway_metrics {
   std::atomic<uint64_t> sessions_opened{0};
@@ -34,7 +35,9 @@ struct gateway_metrics {
 
 /// Prometheus text exposition (format 0.0.4) of the gateway counters, the registry
 /// sizes and each listener's counters.
+/// With a cluster, its link state and counters too.
 std::string render_prometheus(const gateway_metrics& m, const session_registry& reg,
-                              const std::vector<std::pair<std::string, net::listener_counters>>& listeners);
+                              const std::vector<std::pair<std::string, net::listener_counters>>& listeners,
+                              const cluster_directory* cluster = nullptr);
 
 } // namespace warren::gateway

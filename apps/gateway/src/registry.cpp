@@ -1,5 +1,7 @@
 #include "registry.hpp"
 
+#include "cluster_directory.hpp"
+
 #include <caf/send.hpp>
 #include <openssl/rand.h>
 
@@ -16,6 +18,14 @@ session_registry::session_registry()
 
 session_registry::~session_registry() = default;
 
+void session_registry::set_cluster(std::shared_ptr<cluster_directory> dir) {
+  cluster_ = std::move(dir);
+}
+
+caf::actor session_registry::remote(backend::address_kind, std::string_view id) const {
+  return cluster_ ? cluster_->agent_for(id) : caf::actor{};
+}
+
 caf::actor session_registry::find(backend::address_kind kind, std::string_view id) const {
   if (kind == backend::address_kind::connection) {
     auto& s = (*conns_)[index(id)];
@@ -30,13 +40,16 @@ caf::actor session_registry::find(backend::address_kind kind, std::string_view i
 }
 
 void session_registry::add_connection(std::string_view conn_id, session_entry entry) {
+  if (cluster_)
+    entry.sub = cluster_->subscribe(backend::address_kind::connection, conn_id);
   auto& s = (*conns_)[index(conn_id)];
   std::unique_lock<std::shared_mutex> guard{s.mtx};
   s.map.insert_or_assign(conn_id, std::move(entry));
 }
 
 caf::actor session_registry::claim_device(const std::string& device_id, std::string_view conn_id,
-                                          const caf::actor& session, std::shared_ptr<device_state>& state) {
+                                          const caf::actor& session, std::shared_ptr<device_state>& state,
+                                          bool& subscribed) {
   caf::actor previous;
   {
     auto& s = (*devices_)[index(device_id)];
@@ -49,6 +62,7 @@ caf::actor session_registry::claim_device(const std::string& device_id, std::str
     i->second.conn_id = conn_id;
     i->second.session = session;
     state = i->second.state;
+    subscribed = static_cast<bool>(i->second.sub);
   }
   {
     auto& s = (*conns_)[index(conn_id)];
@@ -57,6 +71,19 @@ caf::actor session_registry::claim_device(const std::string& device_id, std::str
       i->second.device_id = device_id;
   }
   return previous;
+}
+
+bool session_registry::subscribe_device(const std::string& device_id, std::string_view conn_id) {
+  auto& s = (*devices_)[index(device_id)];
+  std::unique_lock<std::shared_mutex> guard{s.mtx};
+  auto i = s.map.find(device_id);
+  if (i == s.map.end() || i->second.conn_id != conn_id)
+    return false;
+  // Under the shard lock: a release of the same device cannot run between the check
+  // and the subscription (it would leave the subscription behind).
+  if (!i->second.sub && cluster_)
+    i->second.sub = cluster_->subscribe(backend::address_kind::device, device_id);
+  return true;
 }
 
 void session_registry::release(std::string_view conn_id) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <warren/backend/messages.hpp>
+#include <warren/cluster/node.hpp>
 #include <warren/net/protocol.hpp>
 
 #include <caf/actor.hpp>
@@ -50,6 +51,8 @@ struct session_view {
   uint64_t seq_out = 0;
 };
 
+class cluster_directory;
+
 class session_registry final : public backend::router {
 public:
   /// What the registry keeps of a connection. It points into the session and its
@@ -62,13 +65,22 @@ public:
     const std::string* listener = nullptr;
     int64_t connected_since_ms = 0;
     const session_stats* stats = nullptr;
+    cluster::subscription sub; ///< warren.conn.<id> (set by the registry when in a cluster)
   };
 
   session_registry();
   ~session_registry() override;
 
+  /// Joins the cluster: from now on every connection, and every device once claimed
+  /// cluster-wide (subscribe_device), is subscribed to on NATS while registered here.
+  /// Before the first session.
+  void set_cluster(std::shared_ptr<cluster_directory> dir);
+  const std::shared_ptr<cluster_directory>& cluster() const { return cluster_; }
+
   // -- router ------------------------------------------------------------------------
   caf::actor find(backend::address_kind kind, std::string_view id) const override;
+  /// In a cluster: the cluster agent for `id`; else a null handle.
+  caf::actor remote(backend::address_kind kind, std::string_view id) const override;
 
   /// Adds a connection. The id is a fresh UUID: never taken. `conn_id`'s characters,
   /// like what `entry` points to, must stay valid and unchanged until release(conn_id).
@@ -76,9 +88,15 @@ public:
 
   /// Gives `device_id` to connection `conn_id`. Returns the session that held it
   /// before (to be closed: takeover), or a null handle; `state` receives the device's
-  /// ordering state (inherited from the previous session, or new).
+  /// ordering state (inherited from the previous session, or new). `subscribed` tells
+  /// whether the device is subscribed on NATS already (a local takeover keeps the
+  /// subscription: the device never leaves this node).
   caf::actor claim_device(const std::string& device_id, std::string_view conn_id, const caf::actor& session,
-                          std::shared_ptr<device_state>& state);
+                          std::shared_ptr<device_state>& state, bool& subscribed);
+
+  /// In a cluster: subscribes warren.dev.<device_id> for `conn_id`, once its claim was
+  /// settled with the other nodes. False when `conn_id` no longer holds the device.
+  bool subscribe_device(const std::string& device_id, std::string_view conn_id);
 
   /// Removes the connection and, if it still holds it, its device id. Idempotent.
   void release(std::string_view conn_id);
@@ -102,6 +120,7 @@ private:
     std::string conn_id;
     caf::actor session;
     std::shared_ptr<device_state> state;
+    cluster::subscription sub; ///< warren.dev.<id>, once subscribe_device()
   };
   template <class K, class V>
   struct shard {
@@ -116,6 +135,7 @@ private:
   // Keyed by the session's own connection id string (see add_connection).
   std::unique_ptr<shards<std::string_view, session_entry>> conns_;
   std::unique_ptr<shards<std::string, device_entry>> devices_;
+  std::shared_ptr<cluster_directory> cluster_;
 };
 
 /// A random (version 4) UUID in its canonical text form.

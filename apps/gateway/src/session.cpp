@@ -1,5 +1,6 @@
 #include "session.hpp"
 
+#include "cluster_directory.hpp"
 #include "producer_watch.hpp"
 
 #include <warren/backend/control.hpp>
@@ -48,10 +49,10 @@ namespace {
 using takeover_atom = caf::atom_constant<caf::atom("gwtakeover")>;
 
 constexpr uint64_t gap_timer = 1;
+constexpr uint64_t settle_timer = 2; ///< cluster: verify the claim once more
 
 int64_t unix_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  return unix_us() / 1000;
 }
 
 /// What every session of a listener reads and none changes.
@@ -210,6 +211,23 @@ public:
           republish(std::move(prod));
       return true;
     }
+    if (msg.match_elements<cluster_deliver_atom, backend::to_device_message, std::string>()) {
+      on_remote_deliver(ctx, msg.get_mutable_as<backend::to_device_message>(1), msg.get_as<std::string>(2));
+      return true;
+    }
+    if (msg.match_elements<cluster_claim_atom, std::string, std::string>()) {
+      on_remote_claim(ctx, msg.get_as<std::string>(1), msg.get_as<std::string>(2));
+      return true;
+    }
+    if (msg.match_elements<claim_atom, std::string, uint64_t, bool>()) {
+      on_claim_result(ctx, msg.get_as<std::string>(1), msg.get_as<uint64_t>(2), msg.get_as<bool>(3));
+      return true;
+    }
+    if (msg.match_elements<reverify_atom, int64_t>()) {
+      if (claim_since_us_ != 0 && claim_since_us_ >= msg.get_as<int64_t>(1) && !claim_pending_)
+        ask_claim(true);
+      return true;
+    }
     if (msg.match_elements<takeover_atom>()) {
       env().metrics->takeovers.fetch_add(1, std::memory_order_relaxed);
       log().info("session {} (device {}): taken over by a new connection", id(), device_id_);
@@ -220,6 +238,10 @@ public:
   }
 
   void on_timer(net::connection_context& ctx, uint64_t id) override {
+    if (id == settle_timer) {
+      ask_claim(true);
+      return;
+    }
     if ((id & 3) == gap_timer) {
       if ((id >> 2) == gap_gen_)
         on_gap_timeout(ctx);
@@ -239,10 +261,98 @@ private:
   void claim(std::string device_id) {
     device_id_ = std::move(device_id);
     identified_ = true;
-    auto previous =
-        env().registry->claim_device(device_id_, id(), caf::actor_cast<caf::actor>(self_), device_state_);
+    bool subscribed = false;
+    auto previous = env().registry->claim_device(device_id_, id(), caf::actor_cast<caf::actor>(self_),
+                                                 device_state_, subscribed);
     if (previous)
       caf::anon_send(previous, takeover_atom::value);
+    if (env().cluster && !subscribed) {
+      // Cluster-wide: ask the device's owner elsewhere (if any) to hand it over before
+      // we subscribe its subject (docs/cluster.md, "Claims").
+      claim_since_us_ = unix_us();
+      ask_claim(false);
+    }
+  }
+
+  // -- cluster -----------------------------------------------------------------------
+
+  wire::claim_key my_claim() const { return env().cluster->claim(id(), claim_since_us_); }
+
+  /// Sends our claim to the device's agent; the answer comes as (claim_atom, status,
+  /// next_seq, verify). A first claim (not `verify`) subscribes once answered.
+  void ask_claim(bool verify) {
+    auto agent = env().cluster->agent_for(device_id_);
+    if (!agent) { // restarting: go ahead, a later verification settles it
+      on_claim_result_no_ctx(verify);
+      return;
+    }
+    claim_pending_ = true;
+    enqueue(agent, caf::make_message(claim_atom::value, device_id_, wire::to_string(my_claim()), verify));
+  }
+
+  void on_claim_result_no_ctx(bool verify) {
+    if (!verify)
+      env().registry->subscribe_device(device_id_, id());
+  }
+
+  void on_claim_result(net::connection_context& ctx, const std::string& status, uint64_t next_seq, bool verify) {
+    claim_pending_ = false;
+    auto& c = env().cluster->counters();
+    if (status == "refused") {
+      c.claims_lost.fetch_add(1, std::memory_order_relaxed);
+      log().info("session {} (device {}): a newer claim on another node owns the device; closing", id(),
+                 device_id_);
+      ctx.close(shutdown_with("takeover"));
+      return;
+    }
+    if (status == "yielded") {
+      c.takeovers_out.fetch_add(1, std::memory_order_relaxed);
+      log().info("session {} (device {}): took the device over from another node (next to_device_seq {})", id(),
+                 device_id_, next_seq);
+      if (next_seq > order().next_to_device_seq.load(std::memory_order_relaxed)) {
+        order().next_to_device_seq.store(next_seq, std::memory_order_relaxed);
+        flush_held(ctx);
+        report_out(ctx);
+      }
+    }
+    if (!verify) {
+      env().registry->subscribe_device(device_id_, id());
+      ctx.start_timer(settle_timer, env().cluster->cfg().claim_settle);
+    }
+  }
+
+  /// Another node claims our device.
+  void on_remote_claim(net::connection_context& ctx, const std::string& claim, const std::string& reply) {
+    auto theirs = wire::parse_claim(claim);
+    auto mine = my_claim();
+    if (!theirs || *theirs < mine || closing_) {
+      cluster::header hs[2] = {{wire::status, closing_ ? "gone" : "refused"}, {}};
+      auto text = wire::to_string(mine);
+      hs[1] = {wire::claim, text};
+      env().cluster->reply(reply, {hs, closing_ ? 1u : 2u});
+      return;
+    }
+    closing_ = true;
+    auto next = std::to_string(order().next_to_device_seq.load(std::memory_order_relaxed));
+    cluster::header hs[2] = {{wire::status, "yielded"}, {wire::next_seq, next}};
+    env().cluster->reply(reply, hs);
+    env().cluster->counters().takeovers_in.fetch_add(1, std::memory_order_relaxed);
+    env().metrics->takeovers.fetch_add(1, std::memory_order_relaxed);
+    log().info("session {} (device {}): taken over by node {}", id(), device_id_, theirs->node);
+    ctx.close(shutdown_with("takeover"));
+  }
+
+  /// A delivery from another node: as a local one, answered over NATS.
+  void on_remote_deliver(net::connection_context& ctx, backend::to_device_message& m, const std::string& reply) {
+    bool held = false;
+    bool ok = !closing_ && deliver(ctx, m, held);
+    if (held)
+      after_hold(ctx);
+    report_out(ctx);
+    if (!ok)
+      env().metrics->undeliverable.fetch_add(1, std::memory_order_relaxed);
+    cluster::header hs[1] = {{wire::status, ok ? "delivered" : "closing"}};
+    env().cluster->reply(reply, hs);
   }
 
   void enqueue(const caf::actor& dest, const caf::message& msg) {
@@ -482,6 +592,9 @@ private:
   uint8_t offset_ = 0;          ///< endpoint seq - from_device_seq (1 when the first message is the id)
   bool identified_ = false;
   bool registered_ = false; ///< the registry has our entry
+  bool claim_pending_ = false; ///< cluster: a claim is out, its answer not yet in
+  bool closing_ = false;       ///< cluster: yielded to a newer claim
+  int64_t claim_since_us_ = 0; ///< cluster: when we claimed the device (0: not claimed)
   bool holding_ = false;
   bool warned_no_producer_ = false;
   bool gap_armed_ = false;

@@ -45,9 +45,12 @@ struct session_options {
   std::vector<std::string> producer_names{"warren.backend.producer"};
 };
 
+class cluster_directory;
+
 struct session_env {
   std::shared_ptr<session_registry> registry;
   std::shared_ptr<gateway_metrics> metrics;
+  std::shared_ptr<cluster_directory> cluster; ///< null: one node
 };
 
 net::protocol_factory session_factory(session_options opts, session_env env);

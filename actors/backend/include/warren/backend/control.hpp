@@ -8,6 +8,7 @@
 #include <caf/make_message.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace warren::backend {
@@ -19,7 +20,14 @@ enum class backend_errc : uint8_t {
   closing,            ///< the session is closing; the message was not queued
   bad_message,        ///< cannot be encoded for the device (e.g. a line containing LF)
   no_consumer,        ///< the backend has no consumer running
+  // Another node holds the device (docs/cluster.md). Neither means it was delivered:
+  // a backend keeps the message (AMQP requeues it); the admin API answers 503 / 504.
+  cluster_unavailable, ///< this node cannot reach the cluster now (NATS down or reconnecting)
+  no_answer,           ///< the owning node did not answer within the cluster's request timeout
 };
+
+/// The backend_errc of `err`, or nothing when it is another kind of error.
+std::optional<backend_errc> backend_error(const caf::error& err);
 
 std::string to_string(backend_errc x);
 caf::error make_error(backend_errc x);

@@ -213,8 +213,18 @@ using delivered_atom = caf::atom_constant<caf::atom("bdelivered")>; // reply to 
 class router {
 public:
   virtual ~router() = default;
-  /// The session actor, or a null handle when no such device is connected.
+  /// The session actor, or a null handle when no such device is connected here.
   virtual caf::actor find(address_kind kind, std::string_view id) const = 0;
+  /// For a device not connected here: the actor that reaches it on another node of the
+  /// cluster, answering (deliver_atom, to_device_message) as a session would (plus
+  /// backend_errc::no_such_device when no node has it, cluster_unavailable and
+  /// no_answer); a null handle without a cluster (the default).
+  virtual caf::actor remote(address_kind, std::string_view) const { return {}; }
+  /// Where a deliver_atom request for `id` goes: find(), else remote().
+  caf::actor route(address_kind kind, std::string_view id) const {
+    auto a = find(kind, id);
+    return a ? a : remote(kind, id);
+  }
 };
 
 /// What a backend contributes to the gateway's tree: one supervisor child (its
