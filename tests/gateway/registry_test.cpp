@@ -71,8 +71,8 @@ TEST_CASE("registry: connections, device takeover, listing, release and broadcas
   info2.tls_version = "TLSv1.3";
   gw::session_stats st1, st2;
   st1.seq_in = 7;
-  reg.add_connection(id1, {s1, {}, &info1, &listener, 1, &st1});
-  reg.add_connection(id2, {s2, {}, &info2, &listener, 2, &st2});
+  reg.add_connection(id1, {s1, {}, &info1, &listener, 1, &st1, {}});
+  reg.add_connection(id2, {s2, {}, &info2, &listener, 2, &st2, {}});
   CHECK(reg.connections() == 2);
   CHECK(reg.find(backend::address_kind::connection, id1) == s1);
   CHECK(reg.find(backend::address_kind::connection, id2) == s2);
@@ -95,11 +95,13 @@ TEST_CASE("registry: connections, device takeover, listing, release and broadcas
 
   // Device "d": first id1, then id2 takes it over; id1 is handed back to be closed.
   std::shared_ptr<gw::device_state> state1, state2;
-  CHECK(!reg.claim_device("d", id1, s1, state1));
+  bool subscribed = true;
+  CHECK(!reg.claim_device("d", id1, s1, state1, subscribed));
+  CHECK(!subscribed); // no cluster: nothing on NATS
   REQUIRE(state1);
   state1->next_to_device_seq = 5;
   CHECK(reg.find(backend::address_kind::device, "d") == s1);
-  CHECK(reg.claim_device("d", id2, s2, state2) == s1);
+  CHECK(reg.claim_device("d", id2, s2, state2, subscribed) == s1);
   CHECK(state2 == state1); // the ordering state goes with the device
   CHECK(reg.find(backend::address_kind::device, "d") == s2);
   reg.release(id1); // the stale session goes: the device stays with id2
@@ -110,7 +112,7 @@ TEST_CASE("registry: connections, device takeover, listing, release and broadcas
   CHECK(reg.devices() == 1);
 
   CHECK(reg.broadcast(caf::make_message(ping_atom::value)) == 1);
-  reg.add_connection(id1, {s1, {}, &info1, &listener, 3, &st1});
+  reg.add_connection(id1, {s1, {}, &info1, &listener, 3, &st1, {}});
   CHECK(reg.broadcast(caf::make_message(ping_atom::value)) == 2);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while ((*n1 < 1 || *n2 < 2) && std::chrono::steady_clock::now() < deadline)

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <condition_variable>
 #include <mutex>
 #include <random>
 #include <shared_mutex>
@@ -151,6 +152,10 @@ struct node::impl {
   std::function<void(link_state)> on_state;
   mutable std::shared_mutex slots_mtx;
   std::vector<caf::actor> slots;
+  std::atomic<bool> closing{false};
+  std::mutex closed_mtx;
+  std::condition_variable closed_cv;
+  bool closed_seen = false;
   log_limit refused_log{std::chrono::seconds(10)};
   log_limit async_log{std::chrono::seconds(10)};
 };
@@ -164,9 +169,16 @@ node::node(options opts) : opts_(std::move(opts)), impl_(std::make_unique<impl>(
 }
 
 void node::close() {
+  if (impl_->closing.exchange(true))
+    return;
   impl_->inbox_sub.reset();
-  if (impl_->nc)
+  if (impl_->nc) {
     natsConnection_Close(impl_->nc);
+    // libnats calls its connection callbacks on a thread of its own, the closed one
+    // last: wait for it, so that none runs once this node is gone.
+    std::unique_lock<std::mutex> guard{impl_->closed_mtx};
+    impl_->closed_cv.wait_for(guard, std::chrono::seconds(5), [this] { return impl_->closed_seen; });
+  }
   state_.store(link_state::closed, std::memory_order_release);
 }
 
@@ -183,6 +195,13 @@ void node::on_state(std::function<void(link_state)> f) {
 }
 
 void node::set_state(link_state s) {
+  if (s == link_state::closed) {
+    std::lock_guard<std::mutex> guard{impl_->closed_mtx};
+    impl_->closed_seen = true;
+    impl_->closed_cv.notify_all();
+  }
+  if (impl_->closing.load())
+    return; // close() says closed itself; no state handler runs while closing
   auto old = state_.exchange(s, std::memory_order_acq_rel);
   if (old == s || old == link_state::closed)
     return;
