@@ -224,6 +224,7 @@ void node::start() {
     tls = tls || u.rfind("tls://", 0) == 0;
   }
   check(natsOptions_SetServers(o, urls.data(), static_cast<int>(urls.size())), "servers");
+  check(natsOptions_SetIgnoreDiscoveredServers(o, !opts_.discover_servers), "discovered servers");
   auto client_name = "warren:" + opts_.node_name;
   check(natsOptions_SetName(o, client_name.c_str()), "name");
   // Our own publishes never come back to our own subscriptions: a node's sessions are

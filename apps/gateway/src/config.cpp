@@ -300,6 +300,7 @@ config parse_config(std::string_view text, std::string_view source) {
     s.get("enabled", k.enabled);
     s.get("node_name", k.nats.node_name);
     s.get_strings("nats", k.nats.urls);
+    s.get("discover_servers", k.nats.discover_servers);
     s.get("user", k.nats.user);
     s.get("password", k.nats.password);
     s.get("token", k.nats.token);

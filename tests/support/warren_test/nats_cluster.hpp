@@ -1,5 +1,6 @@
 // Real nats-server processes for tests: `nats_cluster c{3};` starts three servers on
-// 127.0.0.1 that form one NATS cluster (a full mesh of explicit routes), and stops them
+// 127.0.0.1 that form one NATS cluster (server i dials servers 0..i-1; the full mesh
+// follows, see write_config), and stops them
 // (and removes their directories) when the object goes, also when a test fails.
 // `nats_cluster c{1};` is a single server without a cluster block.
 //
@@ -30,8 +31,8 @@
 //               restart; a client that reconnects to i (a libnats client may pick any URL
 //               it knows) then only reaches the other clients of i, and the clients of
 //               the other servers no longer reach i's subscribers (they get no responders
-//               for subjects only i's clients serve). The other servers keep trying their
-//               explicit route to i every second and get "connection refused". This is a
+//               for subjects only i's clients serve). The servers that dial i (j > i)
+//               keep trying every second and get "connection refused". This is a
 //               partition of one server, not of one link: cutting a single route between
 //               two live processes is not possible with real processes and no netfilter.
 //   rejoin(i)   restart server i with its routes again; waits until they are formed.
@@ -190,7 +191,8 @@ inline bool info_line(uint16_t port, std::chrono::milliseconds timeout) {
   int fd = connect_to(port, timeout);
   if (fd < 0)
     return false;
-  auto in = read_until(fd, deadline, [](const std::string& s) { return s.find("\r\n") != std::string::npos; });
+  auto in =
+      read_until(fd, deadline, [](const std::string& s) { return s.find("\r\n") != std::string::npos; });
   ::close(fd);
   return in.starts_with("INFO ") && in.find("\r\n") != std::string::npos;
 }
@@ -236,6 +238,24 @@ inline std::string read_file(const std::filesystem::path& p) {
   return std::string{std::istreambuf_iterator<char>{in}, {}};
 }
 
+/// Writes getpid() and a newline to `path`; only async-signal-safe calls (runs between
+/// fork and exec).
+inline void write_pid_file(const char* path) noexcept {
+  char buf[24];
+  int n = 0;
+  char rev[20];
+  for (auto v = static_cast<unsigned long>(::getpid()); n == 0 || v > 0; v /= 10)
+    rev[n++] = static_cast<char>('0' + v % 10);
+  for (int k = 0; k < n; ++k)
+    buf[k] = rev[n - 1 - k];
+  buf[n] = '\n';
+  int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd >= 0) {
+    [[maybe_unused]] auto w = ::write(fd, buf, static_cast<size_t>(n + 1));
+    ::close(fd);
+  }
+}
+
 /// Closes every descriptor above 2; only async-signal-safe calls (runs between fork and
 /// exec).
 inline void close_inherited_fds() noexcept {
@@ -250,11 +270,13 @@ inline void close_inherited_fds() noexcept {
 } // namespace nats_detail
 
 /// Whether a nats-server binary is installed; tests skip only when not.
-inline bool nats_server_installed() { return !nats_detail::server_binary().empty(); }
+inline bool nats_server_installed() {
+  return !nats_detail::server_binary().empty();
+}
 
 struct nats_server_options {
-  std::string ping_interval = "1s"; ///< server PINGs to clients and routes (nats-server default 2m)
-  int ping_max = 2;                 ///< unanswered PINGs before "Stale Client Connection" (default 2)
+  std::string ping_interval = "1s";  ///< server PINGs to clients and routes (nats-server default 2m)
+  int ping_max = 2;                  ///< unanswered PINGs before "Stale Client Connection" (default 2)
   std::string write_deadline = "2s"; ///< a blocked write longer than this closes the peer (default 10s)
   bool debug = false;                ///< -D: [DBG] lines ("Delaying PING", "Stale Client Connection", ...)
   bool trace = false;                ///< -V: every protocol line (large logs)
@@ -488,9 +510,11 @@ private:
         << "  name: " << quoted(name_) << "\n"
         << "  listen: \"127.0.0.1:" << s.cluster_port << "\"\n"
         << "  routes: [\n";
-      for (size_t j = 0; j < size(); ++j)
-        if (j != i)
-          c << "    \"nats-route://127.0.0.1:" << servers_[j].cluster_port << "\"\n";
+      // Routes to the servers before this one only: each pair is dialled from one side
+      // (both sides dialling makes duplicate routes, and nats-server 2.9 can lose the
+      // interest carried on the one it drops). The rest is learnt by gossip.
+      for (size_t j = 0; j < i; ++j)
+        c << "    \"nats-route://127.0.0.1:" << servers_[j].cluster_port << "\"\n";
       c << "  ]\n}\n";
     } else if (clustered()) {
       c << "# isolated: no cluster block, no route listener, no routes\n";
@@ -507,10 +531,12 @@ private:
     auto log_path = (sdir / "server.log").string();
     auto conf = (sdir / "nats.conf").string();
     auto cwd = sdir.string();
+    auto pid_path = (sdir / "server.pid").string();
     {
       std::ofstream log{log_path, std::ios::app};
-      log << "=== warren_test: start " << ++s.runs << " of server " << i << " (" << (s.isolated ? "isolated" : "routed")
-          << "), client " << s.port << ", cluster " << s.cluster_port << ", http " << s.http_port << " ===\n";
+      log << "=== warren_test: start " << ++s.runs << " of server " << i << " ("
+          << (s.isolated ? "isolated" : "routed") << "), client " << s.port << ", cluster " << s.cluster_port
+          << ", http " << s.http_port << " ===\n";
     }
     std::string prog = binary_, a1 = "-c";
     char* argv[] = {prog.data(), a1.data(), conf.data(), nullptr};
@@ -519,6 +545,15 @@ private:
       throw std::runtime_error("nats_cluster: fork failed: " + std::string{std::strerror(errno)});
     if (pid == 0) {
       ::setpgid(0, 0);
+      // The child writes server.pid itself, before exec: the watchdog must never find a
+      // running server without its pid file (the parent could die right after fork).
+      nats_detail::write_pid_file(pid_path.c_str());
+      // Default signal mask and dispositions: a test thread may block or ignore signals.
+      sigset_t none;
+      ::sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2})
+        ::signal(sig, SIG_DFL);
       int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {
         ::dup2(fd, 1);
@@ -535,7 +570,7 @@ private:
     }
     s.pid = pid;
     s.frozen = false;
-    std::ofstream{sdir / "server.pid"} << pid << "\n";
+    std::ofstream{pid_path} << pid << "\n"; // the same as the child's, in case it has not run yet
   }
 
   /// Whether server i still runs; reaps it if it exited.
@@ -565,9 +600,9 @@ private:
       return false;
     halt(i, SIGKILL);
     throw std::runtime_error("nats_cluster: nats-server " + std::to_string(i) +
-                             (exited ? " exited during startup" : " did not answer on its client port within " +
-                                                                      std::to_string(opts_.start_timeout.count()) +
-                                                                      " ms") +
+                             (exited ? " exited during startup"
+                                     : " did not answer on its client port within " +
+                                           std::to_string(opts_.start_timeout.count()) + " ms") +
                              "; log " + (server_dir(i) / "server.log").string() + ":\n" + tail);
   }
 
@@ -615,7 +650,8 @@ private:
     std::string script = "while kill -0 " + std::to_string(::getpid()) +
                          " 2>/dev/null; do sleep 1; done; "
                          "for f in " +
-                         d + "/s*/server.pid; do [ -f \"$f\" ] && kill -KILL $(cat \"$f\") 2>/dev/null; done; "
+                         d +
+                         "/s*/server.pid; do [ -f \"$f\" ] && kill -KILL $(cat \"$f\") 2>/dev/null; done; "
                          "rm -rf " +
                          d;
     std::string sh = "/bin/sh", c = "-c";

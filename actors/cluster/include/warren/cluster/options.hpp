@@ -27,6 +27,9 @@ struct options {
   std::string token;          ///< token authentication, or
   std::string credentials_file; ///< a NATS .creds file (JWT + NKey seed)
   tls_options tls;
+  /// Servers learnt from the cluster (gossip) are used too when the listed ones fail;
+  /// false: only `urls`.
+  bool discover_servers = true;
   /// A request to another node (a delivery, a claim) that has no answer by then is
   /// reported as not delivered.
   caf::timespan request_timeout = std::chrono::seconds(2);
