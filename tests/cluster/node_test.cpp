@@ -72,7 +72,8 @@ std::optional<cl::message> request(caf::scoped_actor& self, cl::node& n, const s
   auto until = std::chrono::steady_clock::now() + wait;
   bool done = false;
   while (!done && std::chrono::steady_clock::now() < until) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     self->receive(
         [&](cl::reply_atom, uint64_t t, cl::message& m) {
           if (t == token) { // a late reply to an earlier request is skipped

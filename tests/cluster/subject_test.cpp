@@ -37,10 +37,10 @@ TEST_CASE("a token holds no character NATS treats specially, and decodes to its 
 
 TEST_CASE("decode_token refuses what encode_token cannot have made") {
   CHECK(!decode_token(""));
-  CHECK(!decode_token("a.b"));   // a dot
-  CHECK(!decode_token("~2"));    // short escape
-  CHECK(!decode_token("~2e"));   // lower-case hex
-  CHECK(!decode_token("~41"));   // 'A' escaped: one id, one token
+  CHECK(!decode_token("a.b")); // a dot
+  CHECK(!decode_token("~2"));  // short escape
+  CHECK(!decode_token("~2e")); // lower-case hex
+  CHECK(!decode_token("~41")); // 'A' escaped: one id, one token
   CHECK(!decode_token("x~"));
   CHECK(!decode_token("\xc3\xa9")); // raw non-ASCII
   CHECK(decode_token("~7E") == std::string{"~"});

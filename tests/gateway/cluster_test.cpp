@@ -108,7 +108,8 @@ uint64_t devices_named(three_nodes& n, const std::string& id) {
 TEST_CASE("a message POSTed on any node reaches the device on another, in to_device_seq order") {
   three_nodes n;
   // Ids that are no NATS token as they are: a dot, wildcards, a space, non-ASCII.
-  for (std::string id : {std::string{"sensor-1"}, std::string{"a.b *>c"}, std::string{"capteur-\xc3\xa9t\xc3\xa9"}}) {
+  for (std::string id :
+       {std::string{"sensor-1"}, std::string{"a.b *>c"}, std::string{"capteur-\xc3\xa9t\xc3\xa9"}}) {
     INFO("device " << id);
     device d{n[0].port()};
     d.send(id + "\n");
@@ -121,13 +122,15 @@ TEST_CASE("a message POSTed on any node reaches the device on another, in to_dev
     auto conn = n[0].sessions();
     auto it = std::find_if(conn.begin(), conn.end(), [&](auto& v) { return v.device_id == id; });
     REQUIRE(it != conn.end());
-    REQUIRE(post_when_reachable(n[2], "/v1/connections/" + it->connection_id + "/messages", "by-conn") == 202);
+    REQUIRE(post_when_reachable(n[2], "/v1/connections/" + it->connection_id + "/messages", "by-conn") ==
+            202);
     CHECK(d.read_line() == "by-conn");
     d.close();
     // Gone: connected nowhere, so 404 on every node.
     CHECK(eventually([&] { return post(n[2], msg_path(id), "late") == 404; }));
   }
-  CHECK(n[1]->cluster()->counters().delivered_out.load() + n[2]->cluster()->counters().delivered_out.load() >= 150);
+  CHECK(n[1]->cluster()->counters().delivered_out.load() + n[2]->cluster()->counters().delivered_out.load() >=
+        150);
   CHECK(n[0]->cluster()->counters().requests_in.load() >= 150);
   CHECK(n[2]->cluster()->counters().no_responders.load() >= 3);
   CHECK(post(n[0], msg_path("nobody"), "x") == 404);
@@ -234,7 +237,8 @@ TEST_CASE("malformed messages on warren subjects are dropped and counted; nothin
   for (auto& hs : bad)
     CHECK(raw.publish(subject, "_INBOX.intruder.1", hs, "payload"));
   CHECK(raw.publish(subject, {}, std::vector<h>{{"Warren-Op", "deliver"}}, "no reply subject"));
-  CHECK(raw.publish("warren.dev.bad~ZZtoken", "_INBOX.intruder.2", std::vector<h>{{"Warren-Op", "deliver"}}, "x"));
+  CHECK(raw.publish("warren.dev.bad~ZZtoken", "_INBOX.intruder.2", std::vector<h>{{"Warren-Op", "deliver"}},
+                    "x"));
   CHECK(raw.publish(subject, "_INBOX.intruder.3", std::vector<h>{{"Warren-Op", "deliver"}},
                     std::string(512 * 1024, 'x'))); // big, but a valid delivery
   CHECK(eventually([&] { return n[0]->cluster()->counters().bad_input.load() >= before + 6; }));

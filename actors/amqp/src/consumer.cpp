@@ -378,8 +378,8 @@ private:
               // is gone and there is no cluster to look further: dead-letter it. Any
               // other failure (closing, a cluster outage, no answer in time) requeues:
               // it may not have been delivered.
-              if (backend::backend_error(err) == backend::backend_errc::no_such_device ||
-                  !router_ || !router_->route(kind, target)) {
+              if (backend::backend_error(err) == backend::backend_errc::no_such_device || !router_ ||
+                  !router_->route(kind, target)) {
                 if (stats_)
                   stats_->dead_lettered.fetch_add(1, std::memory_order_relaxed);
                 io_->post(command{command::reject, generation, tag});

@@ -69,7 +69,8 @@ std::string_view message::data() const {
   if (!m_)
     return {};
   auto d = natsMsg_GetData(m_.get());
-  return d ? std::string_view{d, static_cast<std::size_t>(natsMsg_GetDataLength(m_.get()))} : std::string_view{};
+  return d ? std::string_view{d, static_cast<std::size_t>(natsMsg_GetDataLength(m_.get()))}
+           : std::string_view{};
 }
 
 std::optional<std::string_view> message::header(const char* key) const {
@@ -271,9 +272,10 @@ void node::start() {
             o, [](natsConnection*, void* c) { static_cast<node*>(c)->set_state(link_state::reconnecting); },
             this),
         "disconnected callback");
-  check(natsOptions_SetReconnectedCB(
-            o, [](natsConnection*, void* c) { static_cast<node*>(c)->set_state(link_state::connected); }, this),
-        "reconnected callback");
+  check(
+      natsOptions_SetReconnectedCB(
+          o, [](natsConnection*, void* c) { static_cast<node*>(c)->set_state(link_state::connected); }, this),
+      "reconnected callback");
   check(natsOptions_SetClosedCB(
             o, [](natsConnection*, void* c) { static_cast<node*>(c)->set_state(link_state::closed); }, this),
         "closed callback");
@@ -283,15 +285,15 @@ void node::start() {
               auto self = static_cast<node*>(c);
               self->counters_.async_errors.fetch_add(1, std::memory_order_relaxed);
               if (uint64_t held = 0; self->impl_->async_log.allow(held))
-                log().warn("cluster: NATS reports {} ({} more since the last report)", natsStatus_GetText(err),
-                           held);
+                log().warn("cluster: NATS reports {} ({} more since the last report)",
+                           natsStatus_GetText(err), held);
             },
             this),
         "error handler");
   // No server yet is no error: the node serves its own devices and keeps trying.
   check(natsOptions_SetRetryOnFailedConnect(
-            o, true, [](natsConnection*, void* c) { static_cast<node*>(c)->set_state(link_state::connected); },
-            this),
+            o, true,
+            [](natsConnection*, void* c) { static_cast<node*>(c)->set_state(link_state::connected); }, this),
         "retry on failed connect");
   auto s = natsConnection_Connect(&impl_->nc, o);
   if (s == NATS_OK)
@@ -350,9 +352,10 @@ bool node::publish(const std::string& subject, const std::string& reply, std::sp
   }
   natsStatus s;
   if (headers.empty()) {
-    s = reply.empty() ? natsConnection_Publish(impl_->nc, subject.c_str(), data.data(), static_cast<int>(data.size()))
-                      : natsConnection_PublishRequest(impl_->nc, subject.c_str(), reply.c_str(), data.data(),
-                                                      static_cast<int>(data.size()));
+    s = reply.empty()
+            ? natsConnection_Publish(impl_->nc, subject.c_str(), data.data(), static_cast<int>(data.size()))
+            : natsConnection_PublishRequest(impl_->nc, subject.c_str(), reply.c_str(), data.data(),
+                                            static_cast<int>(data.size()));
   } else {
     natsMsg* m = nullptr;
     s = natsMsg_Create(&m, subject.c_str(), reply.empty() ? nullptr : reply.c_str(), data.data(),
@@ -370,7 +373,8 @@ bool node::publish(const std::string& subject, const std::string& reply, std::sp
   if (s != NATS_OK) {
     counters_.publish_refused.fetch_add(1, std::memory_order_relaxed);
     if (uint64_t held = 0; impl_->refused_log.allow(held))
-      log().warn("cluster: publish {}: {} ({} more since the last report)", subject, natsStatus_GetText(s), held);
+      log().warn("cluster: publish {}: {} ({} more since the last report)", subject, natsStatus_GetText(s),
+                 held);
     return false;
   }
   return true;
@@ -402,7 +406,8 @@ void node::on_inbox(void* ctx, message m) {
   uint64_t token = 0;
   bool ok = dot != std::string_view::npos && dot > 0 && dot + 1 < rest.size();
   for (std::size_t i = 0; ok && i < dot; ++i)
-    ok = std::isdigit(static_cast<unsigned char>(rest[i])) && (slot = slot * 10 + (rest[i] - '0')) < max_slots;
+    ok =
+        std::isdigit(static_cast<unsigned char>(rest[i])) && (slot = slot * 10 + (rest[i] - '0')) < max_slots;
   for (std::size_t i = dot + 1; ok && i < rest.size(); ++i)
     ok = std::isdigit(static_cast<unsigned char>(rest[i])) && (token = token * 10 + (rest[i] - '0'), true);
   caf::actor to;
@@ -433,7 +438,8 @@ std::vector<message> node::gather(const std::string& subject, std::string_view d
     return out;
   auto until = std::chrono::steady_clock::now() + window;
   while (out.size() < max) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       break;
     natsMsg* m = nullptr;

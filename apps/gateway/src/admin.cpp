@@ -199,8 +199,8 @@ private:
                        {"state", p.lost ? "lost" : "up"},
                        {"last_heartbeat_ms_ago", (now - p.last_seen_us) / 1000}});
     json answering = json::array();
-    for (auto& m : node.gather(c->cfg().nats.prefix + ".nodes.info", {}, c->cfg().nats.request_timeout,
-                               live_peers())) {
+    for (auto& m :
+         node.gather(c->cfg().nats.prefix + ".nodes.info", {}, c->cfg().nats.request_timeout, live_peers())) {
       auto j = json::parse(m.data(), nullptr, false);
       if (!j.is_discarded())
         answering.push_back(std::move(j));

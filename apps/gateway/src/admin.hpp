@@ -29,7 +29,7 @@ struct admin_env {
   admin_config cfg;
   std::shared_ptr<session_registry> registry;
   std::shared_ptr<gateway_metrics> metrics;
-  std::shared_ptr<cluster_directory> cluster;         ///< null: one node
+  std::shared_ptr<cluster_directory> cluster;        ///< null: one node
   std::vector<std::string> listeners;                ///< listener ids (for /metrics)
   std::size_t consumers = 0;                         ///< local backend consumers to route through (0: direct)
   std::function<caf::actor()> top;                   ///< the top supervisor (for /v1/tree)

@@ -84,7 +84,8 @@ private:
   }
 
   uint64_t add(entry e) {
-    auto token = pending_.add(std::move(e), std::chrono::steady_clock::now() + dir_->cfg().nats.request_timeout);
+    auto token =
+        pending_.add(std::move(e), std::chrono::steady_clock::now() + dir_->cfg().nats.request_timeout);
     arm();
     return token;
   }
@@ -113,7 +114,8 @@ private:
                               m.payload)) {
       c.unavailable.fetch_add(1, std::memory_order_relaxed);
       if (auto p = pending_.take(token))
-        p->rp.deliver(backend::make_error(backend::backend_errc::cluster_unavailable, "NATS refused the request"));
+        p->rp.deliver(
+            backend::make_error(backend::backend_errc::cluster_unavailable, "NATS refused the request"));
     }
   }
 
@@ -173,9 +175,9 @@ private:
       return;
     using backend::backend_errc;
     if (!m) {
-      e.rp.deliver(backend::make_error(failure == "timeout" ? backend_errc::no_answer : backend_errc::cluster_unavailable,
-                                       failure == "timeout" ? "no answer from the owning node in time"
-                                                            : "NATS unavailable"));
+      e.rp.deliver(backend::make_error(
+          failure == "timeout" ? backend_errc::no_answer : backend_errc::cluster_unavailable,
+          failure == "timeout" ? "no answer from the owning node in time" : "NATS unavailable"));
     } else if (m->no_responders()) {
       c.no_responders.fetch_add(1, std::memory_order_relaxed);
       e.rp.deliver(backend::make_error(backend_errc::no_such_device, "connected on no node"));
@@ -341,7 +343,8 @@ std::string cluster_directory::subject(backend::address_kind kind, std::string_v
 }
 
 cluster::subscription cluster_directory::subscribe(backend::address_kind kind, std::string_view id) {
-  return node_->subscribe(subject(kind, id), kind == backend::address_kind::device ? &dev_target_ : &conn_target_);
+  return node_->subscribe(subject(kind, id),
+                          kind == backend::address_kind::device ? &dev_target_ : &conn_target_);
 }
 
 caf::actor cluster_directory::agent_for(std::string_view id) const {

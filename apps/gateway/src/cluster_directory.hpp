@@ -32,10 +32,10 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -65,7 +65,7 @@ struct config {
   std::vector<listener_config> listeners;
   admin_config admin;
   backend_config backend;
-  cluster_config cluster; ///< off unless [cluster] or --nats / --node-name
+  cluster_config cluster;                      ///< off unless [cluster] or --nats / --node-name
   std::optional<std::filesystem::path> source; ///< the file it came from
 };
 
@@ -77,8 +77,8 @@ config default_config();
 config parse_config(std::string_view toml_text, std::string_view source = "config");
 
 /// Rejects what parses but cannot work (throws std::runtime_error naming the listener
-/// and the keys): a cluster without a valid node name or NATS URL; a TLS listener with verify_peer and no ca; a listener name that is
-/// empty, longer than 64 characters or has characters other than letters, digits,
+/// and the keys): a cluster without a valid node name or NATS URL; a TLS listener with verify_peer and no ca;
+/// a listener name that is empty, longer than 64 characters or has characters other than letters, digits,
 /// '_', '-' and '.' (it is a metric label, a tree node and part of registered names).
 /// load_config and gateway::start call it.
 void validate_config(const config& c);

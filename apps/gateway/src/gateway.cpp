@@ -149,12 +149,12 @@ caf::error gateway::start() {
                    l.name, l.net.backlog, maxconn, l.net.backlog);
     if (cfg_.cluster.enabled) {
       cluster_ = std::make_shared<cluster_directory>(cfg_.cluster, registry_);
-      cluster_->list_sessions = [reg = registry_.get(), name = cfg_.cluster.nats.node_name](std::size_t limit) {
-        return sessions_json(*reg, name, limit);
-      };
+      cluster_->list_sessions = [reg = registry_.get(), name = cfg_.cluster.nats.node_name](
+                                    std::size_t limit) { return sessions_json(*reg, name, limit); };
       registry_->set_cluster(cluster_);
       cluster_->start(*sys_);
-      log().info("cluster: node {}, NATS {}", cfg_.cluster.nats.node_name, fmt::join(cfg_.cluster.nats.urls, ","));
+      log().info("cluster: node {}, NATS {}", cfg_.cluster.nats.node_name,
+                 fmt::join(cfg_.cluster.nats.urls, ","));
     }
     auto spec = make_backend(cfg_, registry_);
     producer_names_ = spec.producer_names();

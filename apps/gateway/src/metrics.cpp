@@ -54,27 +54,30 @@ std::string render_prometheus(const gateway_metrics& m, const session_registry& 
             cluster->node().connected() ? 1 : 0, "gauge");
     counter(out, "warren_cluster_nats_disconnects_total", "NATS links lost.", ld(n.disconnects));
     counter(out, "warren_cluster_nats_reconnects_total", "NATS links restored.", ld(n.reconnects));
-    counter(out, "warren_cluster_publish_refused_total", "Publishes refused (NATS down).", ld(n.publish_refused));
+    counter(out, "warren_cluster_publish_refused_total", "Publishes refused (NATS down).",
+            ld(n.publish_refused));
     counter(out, "warren_cluster_nats_async_errors_total", "Errors libnats reported (slow consumer, ...).",
             ld(n.async_errors));
     counter(out, "warren_cluster_deliveries_out_total", "Deliveries sent to devices on other nodes.",
             ld(c.requests_out));
     counter(out, "warren_cluster_delivered_out_total", "... that the owning session accepted.",
             ld(c.delivered_out));
-    counter(out, "warren_cluster_refused_out_total", "... that the owning session refused.", ld(c.refused_out));
+    counter(out, "warren_cluster_refused_out_total", "... that the owning session refused.",
+            ld(c.refused_out));
     counter(out, "warren_cluster_no_responders_total", "Deliveries for devices connected on no node.",
             ld(c.no_responders));
-    counter(out, "warren_cluster_request_timeouts_total", "Requests to other nodes without an answer in time.",
-            ld(c.timeouts));
-    counter(out, "warren_cluster_unavailable_total", "Requests not sent: NATS unreachable.", ld(c.unavailable));
+    counter(out, "warren_cluster_request_timeouts_total",
+            "Requests to other nodes without an answer in time.", ld(c.timeouts));
+    counter(out, "warren_cluster_unavailable_total", "Requests not sent: NATS unreachable.",
+            ld(c.unavailable));
     counter(out, "warren_cluster_deliveries_in_total", "Deliveries from other nodes to sessions here.",
             ld(c.requests_in));
     counter(out, "warren_cluster_takeovers_out_total", "Devices taken over from another node.",
             ld(c.takeovers_out));
     counter(out, "warren_cluster_takeovers_in_total", "Devices another node took over from this one.",
             ld(c.takeovers_in));
-    counter(out, "warren_cluster_claims_lost_total", "Sessions closed: a newer claim elsewhere owns the device.",
-            ld(c.claims_lost));
+    counter(out, "warren_cluster_claims_lost_total",
+            "Sessions closed: a newer claim elsewhere owns the device.", ld(c.claims_lost));
     counter(out, "warren_cluster_bad_input_total", "Malformed messages on warren subjects, dropped.",
             ld(c.bad_input));
   }

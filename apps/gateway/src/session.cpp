@@ -266,12 +266,14 @@ private:
                                                  device_state_, subscribed);
     if (previous)
       caf::anon_send(previous, takeover_atom::value);
-    if (env().cluster && !subscribed) {
-      // Cluster-wide: ask the device's owner elsewhere (if any) to hand it over before
-      // we subscribe its subject (docs/cluster.md, "Claims").
-      claim_since_us_ = unix_us();
+    if (!env().cluster)
+      return;
+    claim_since_us_ = unix_us(); // a local takeover is a newer claim too
+    // Cluster-wide: ask the device's owner elsewhere (if any) to hand it over before we
+    // subscribe its subject (docs/cluster.md, "Claims"). After a local takeover the
+    // subscription is ours already.
+    if (!subscribed)
       ask_claim(false);
-    }
   }
 
   // -- cluster -----------------------------------------------------------------------
@@ -282,20 +284,17 @@ private:
   /// next_seq, verify). A first claim (not `verify`) subscribes once answered.
   void ask_claim(bool verify) {
     auto agent = env().cluster->agent_for(device_id_);
-    if (!agent) { // restarting: go ahead, a later verification settles it
-      on_claim_result_no_ctx(verify);
+    if (!agent) { // restarting: subscribe anyway; a later verification settles it
+      if (!verify)
+        env().registry->subscribe_device(device_id_, id());
       return;
     }
     claim_pending_ = true;
     enqueue(agent, caf::make_message(claim_atom::value, device_id_, wire::to_string(my_claim()), verify));
   }
 
-  void on_claim_result_no_ctx(bool verify) {
-    if (!verify)
-      env().registry->subscribe_device(device_id_, id());
-  }
-
-  void on_claim_result(net::connection_context& ctx, const std::string& status, uint64_t next_seq, bool verify) {
+  void on_claim_result(net::connection_context& ctx, const std::string& status, uint64_t next_seq,
+                       bool verify) {
     claim_pending_ = false;
     auto& c = env().cluster->counters();
     if (status == "refused") {
@@ -307,8 +306,8 @@ private:
     }
     if (status == "yielded") {
       c.takeovers_out.fetch_add(1, std::memory_order_relaxed);
-      log().info("session {} (device {}): took the device over from another node (next to_device_seq {})", id(),
-                 device_id_, next_seq);
+      log().info("session {} (device {}): took the device over from another node (next to_device_seq {})",
+                 id(), device_id_, next_seq);
       if (next_seq > order().next_to_device_seq.load(std::memory_order_relaxed)) {
         order().next_to_device_seq.store(next_seq, std::memory_order_relaxed);
         flush_held(ctx);
@@ -343,7 +342,8 @@ private:
   }
 
   /// A delivery from another node: as a local one, answered over NATS.
-  void on_remote_deliver(net::connection_context& ctx, backend::to_device_message& m, const std::string& reply) {
+  void on_remote_deliver(net::connection_context& ctx, backend::to_device_message& m,
+                         const std::string& reply) {
     bool held = false;
     bool ok = !closing_ && deliver(ctx, m, held);
     if (held)
@@ -591,7 +591,7 @@ private:
   char conn_id_[36] = {};       ///< UUID v4, canonical text (id())
   uint8_t offset_ = 0;          ///< endpoint seq - from_device_seq (1 when the first message is the id)
   bool identified_ = false;
-  bool registered_ = false; ///< the registry has our entry
+  bool registered_ = false;    ///< the registry has our entry
   bool claim_pending_ = false; ///< cluster: a claim is out, its answer not yet in
   bool closing_ = false;       ///< cluster: yielded to a newer claim
   int64_t claim_since_us_ = 0; ///< cluster: when we claimed the device (0: not claimed)

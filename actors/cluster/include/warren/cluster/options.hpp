@@ -23,8 +23,8 @@ struct options {
   std::string node_name;
   /// NATS servers, e.g. nats://127.0.0.1:4222 (normally the one on this host first).
   std::vector<std::string> urls{"nats://127.0.0.1:4222"};
-  std::string user, password; ///< user/password authentication, or
-  std::string token;          ///< token authentication, or
+  std::string user, password;   ///< user/password authentication, or
+  std::string token;            ///< token authentication, or
   std::string credentials_file; ///< a NATS .creds file (JWT + NKey seed)
   tls_options tls;
   /// Servers learnt from the cluster (gossip) are used too when the listed ones fail;
