@@ -207,6 +207,9 @@ public:
   const char* name() const override { return peers_name; }
 
   caf::behavior make_behavior() override {
+    // Not connected yet: claims made until the first connection are verified then.
+    if (!dir_->node().connected())
+      down_since_ = dir_->started_us();
     send(this, tick_atom::value);
     return {
         [this](tick_atom) {
