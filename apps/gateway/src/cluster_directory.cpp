@@ -271,8 +271,8 @@ private:
 
 // -- the directory -------------------------------------------------------------------
 
-cluster_directory::cluster_directory(cluster_config cfg, std::shared_ptr<session_registry> registry)
-  : cfg_(std::move(cfg)), registry_(std::move(registry)), bad_log_(std::chrono::seconds(10)) {
+cluster_directory::cluster_directory(cluster_config cfg, session_registry& registry)
+  : cfg_(std::move(cfg)), registry_(&registry), bad_log_(std::chrono::seconds(10)) {
   node_ = std::make_unique<cluster::node>(cfg_.nats);
   agents_ = cfg_.agents == 0 ? 2 : std::min<std::size_t>(cfg_.agents, 64);
   dev_prefix_ = cfg_.nats.prefix + ".dev";

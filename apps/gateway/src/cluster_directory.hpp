@@ -89,7 +89,8 @@ using reverify_atom = caf::atom_constant<caf::atom("clreverify")>;
 
 class cluster_directory {
 public:
-  cluster_directory(cluster_config cfg, std::shared_ptr<session_registry> registry);
+  /// `registry` holds this directory (set_cluster) and so outlives it.
+  cluster_directory(cluster_config cfg, session_registry& registry);
   ~cluster_directory();
 
   /// Connects to NATS (in the background when no server answers yet).
@@ -153,7 +154,7 @@ private:
   void bad_input(std::string_view subject, std::string_view why, const cluster::message& m);
 
   cluster_config cfg_;
-  std::shared_ptr<session_registry> registry_;
+  session_registry* registry_; ///< owns us (no shared_ptr: that would be a cycle)
   std::unique_ptr<cluster::node> node_;
   std::atomic<caf::actor_system*> sys_{nullptr};
   std::size_t agents_ = 2;

@@ -148,7 +148,7 @@ caf::error gateway::start() {
                    "sysctl -w net.core.somaxconn={})",
                    l.name, l.net.backlog, maxconn, l.net.backlog);
     if (cfg_.cluster.enabled) {
-      cluster_ = std::make_shared<cluster_directory>(cfg_.cluster, registry_);
+      cluster_ = std::make_shared<cluster_directory>(cfg_.cluster, *registry_);
       cluster_->list_sessions = [reg = registry_.get(), name = cfg_.cluster.nats.node_name](
                                     std::size_t limit) { return sessions_json(*reg, name, limit); };
       registry_->set_cluster(cluster_);

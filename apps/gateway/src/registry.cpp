@@ -16,7 +16,11 @@ session_registry::session_registry()
   : conns_(std::make_unique<shards<std::string_view, session_entry>>()),
     devices_(std::make_unique<shards<std::string, device_entry>>()) {}
 
-session_registry::~session_registry() = default;
+session_registry::~session_registry() {
+  // Entries (and their NATS subscriptions) before the cluster link they were made on.
+  conns_.reset();
+  devices_.reset();
+}
 
 void session_registry::set_cluster(std::shared_ptr<cluster_directory> dir) {
   cluster_ = std::move(dir);
