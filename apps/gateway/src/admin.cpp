@@ -13,6 +13,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <thread>
 
 namespace warren::gateway {
@@ -292,6 +293,12 @@ child_spec admin_child(admin_env env) {
     if (env.bound_port)
       env.bound_port->store(static_cast<uint16_t>(port));
     box->thread = std::thread{[b = box.get()] { b->http.listen_after_bind(); }};
+    // httplib's stop() only ends a listen loop that has started: stopped before that, the
+    // loop would block in accept() and ~server_box in join() (a stop right after the
+    // start, under load). So the child counts as started once the loop runs.
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+         !box->http.is_running() && std::chrono::steady_clock::now() < until;)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     log().info("admin API on http://{}:{}", env.cfg.bind, port);
     return caf::actor{ctx.system().spawn<admin_actor>(std::move(box), std::move(api))};
   };
