@@ -197,9 +197,13 @@ void node::on_state(std::function<void(link_state)> f) {
 
 void node::set_state(link_state s) {
   if (s == link_state::closed) {
+    // The last callback: close() waits for it and may free this node as soon as the
+    // lock is released, so nothing after it.
     std::lock_guard<std::mutex> guard{impl_->closed_mtx};
+    state_.store(link_state::closed, std::memory_order_release);
     impl_->closed_seen = true;
     impl_->closed_cv.notify_all();
+    return;
   }
   if (impl_->closing.load())
     return; // close() says closed itself; no state handler runs while closing
