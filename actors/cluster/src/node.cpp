@@ -14,6 +14,7 @@
 #include <random>
 #include <shared_mutex>
 #include <stdexcept>
+#include <unordered_map>
 
 namespace warren::cluster {
 
@@ -105,7 +106,8 @@ void subscription::reset() {
 
 namespace {
 
-constexpr std::size_t max_slots = 256;
+constexpr std::size_t max_slots = 257; ///< 0-255 for actors, then gather_slot
+constexpr uint32_t gather_slot = 256;
 
 void library_open(std::size_t delivery_threads) {
   static std::once_flag once;
@@ -157,6 +159,15 @@ struct node::impl {
   std::mutex closed_mtx;
   std::condition_variable closed_cv;
   bool closed_seen = false;
+  struct gathering {
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::vector<message> got;
+    bool done = false; ///< no responders
+  };
+  std::mutex gather_mtx;
+  uint64_t gather_last = 0;
+  std::unordered_map<uint64_t, std::shared_ptr<gathering>> gathers;
   log_limit refused_log{std::chrono::seconds(10)};
   log_limit async_log{std::chrono::seconds(10)};
 };
@@ -385,7 +396,7 @@ bool node::publish(const std::string& subject, const std::string& reply, std::sp
 }
 
 void node::set_reply_target(uint32_t slot, caf::actor target) {
-  if (slot >= max_slots)
+  if (slot >= gather_slot)
     throw std::out_of_range("cluster: reply slots are 0-255");
   std::unique_lock<std::shared_mutex> guard{impl_->slots_mtx};
   if (impl_->slots.size() <= slot)
@@ -414,6 +425,25 @@ void node::on_inbox(void* ctx, message m) {
         std::isdigit(static_cast<unsigned char>(rest[i])) && (slot = slot * 10 + (rest[i] - '0')) < max_slots;
   for (std::size_t i = dot + 1; ok && i < rest.size(); ++i)
     ok = std::isdigit(static_cast<unsigned char>(rest[i])) && (token = token * 10 + (rest[i] - '0'), true);
+  if (ok && slot == gather_slot) {
+    std::shared_ptr<impl::gathering> g;
+    {
+      std::lock_guard<std::mutex> guard{self->impl_->gather_mtx};
+      if (auto i = self->impl_->gathers.find(token); i != self->impl_->gathers.end())
+        g = i->second;
+    }
+    if (!g) {
+      self->counters_.stray_replies.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    std::lock_guard<std::mutex> guard{g->mtx};
+    if (m.no_responders())
+      g->done = true;
+    else
+      g->got.push_back(std::move(m));
+    g->cv.notify_all();
+    return;
+  }
   caf::actor to;
   if (ok) {
     std::shared_lock<std::shared_mutex> guard{self->impl_->slots_mtx};
@@ -429,31 +459,25 @@ void node::on_inbox(void* ctx, message m) {
 
 std::vector<message> node::gather(const std::string& subject, std::string_view data, caf::timespan window,
                                   std::size_t max) {
-  std::vector<message> out;
-  if (!connected())
-    return out;
-  auto inbox = "_INBOX." + random_hex(12); // not under inbox_prefix: on_inbox must not see these
-  natsSubscription* sub = nullptr;
-  if (natsConnection_SubscribeSync(&sub, impl_->nc, inbox.c_str()) != NATS_OK)
-    return out;
-  subscription guard{sub};
-  if (natsConnection_PublishRequest(impl_->nc, subject.c_str(), inbox.c_str(), data.data(),
-                                    static_cast<int>(data.size())) != NATS_OK)
-    return out;
-  auto until = std::chrono::steady_clock::now() + window;
-  while (out.size() < max) {
-    auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-    if (left.count() <= 0)
-      break;
-    natsMsg* m = nullptr;
-    if (natsSubscription_NextMsg(&m, sub, left.count()) != NATS_OK)
-      break;
-    message msg{m};
-    if (msg.no_responders())
-      break;
-    out.push_back(std::move(msg));
+  // On the node's own inbox (slot gather_slot), not a subscription of its own: making
+  // and destroying one per call raced libnats's read loop (a crash under ASan).
+  auto g = std::make_shared<impl::gathering>();
+  uint64_t token;
+  {
+    std::lock_guard<std::mutex> guard{impl_->gather_mtx};
+    token = ++impl_->gather_last;
+    impl_->gathers.emplace(token, g);
   }
+  std::vector<message> out;
+  if (publish(subject, inbox(gather_slot, token), {}, data)) {
+    std::unique_lock<std::mutex> guard{g->mtx};
+    g->cv.wait_for(guard, window, [&] { return g->done || g->got.size() >= max; });
+    out = std::move(g->got);
+  }
+  std::lock_guard<std::mutex> guard{impl_->gather_mtx};
+  impl_->gathers.erase(token);
+  if (out.size() > max)
+    out.resize(max);
   return out;
 }
 
