@@ -320,17 +320,8 @@ struct gateway_process {
           << "[cluster]\nnode_name = \"" << node << "\"\nnats = \"" << url << "\"\n"
           << "discover_servers = false\n";
     }
-    pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      execl(WARREN_GATEWAY_BIN, WARREN_GATEWAY_BIN, "-c", conf.c_str(), "--ports-file", ports.c_str(),
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    REQUIRE(eventually([&] { return std::filesystem::exists(ports); }, 30000ms));
-    nlohmann::json j;
-    std::ifstream{ports} >> j;
-    port = j["listeners"]["plain"];
+    pid = spawn_gateway(WARREN_GATEWAY_BIN, conf, ports);
+    port = listener_port(ports, "plain");
   }
   void kill9() {
     if (pid > 0) {

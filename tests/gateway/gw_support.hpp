@@ -18,16 +18,19 @@
 #include <caf/all.hpp>
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace gw_test {
@@ -293,6 +296,26 @@ private:
   bool closed_ = false;
   asio::error_code close_ec_;
 };
+
+/// Starts the warren-gateway binary `bin` with config `conf`, writing its ports to
+/// `ports_file`; returns its pid once that file exists (REQUIREd within 30 s).
+inline pid_t spawn_gateway(const char* bin, const std::string& conf, const std::string& ports_file) {
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    execl(bin, bin, "-c", conf.c_str(), "--ports-file", ports_file.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  REQUIRE(eventually([&] { return std::filesystem::exists(ports_file); }, 30000ms));
+  return pid;
+}
+
+/// The bound port of listener `listener` in a ports file (--ports-file).
+inline uint16_t listener_port(const std::string& ports_file, const std::string& listener) {
+  nlohmann::json j;
+  std::ifstream{ports_file} >> j;
+  return j["listeners"][listener].get<uint16_t>();
+}
 
 inline std::string data_frame(uint64_t id, std::string_view payload) {
   std::string out;

@@ -22,17 +22,8 @@ TEST_CASE("SIGTERM: stop accepting, drain devices, exit 0") {
         << "[[listener]]\nname = \"plain\"\ntls = false\nbind = \"127.0.0.1\"\nport = 0\n"
         << "[admin]\nport = 0\n[backend]\nkind = \"echo\"\n";
   }
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    execl(WARREN_GATEWAY_BIN, WARREN_GATEWAY_BIN, "-c", conf.c_str(), "--ports-file", ports.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  REQUIRE(eventually([&] { return std::filesystem::exists(ports); }, 30000ms));
-  nlohmann::json j;
-  std::ifstream{ports} >> j;
-  uint16_t port = j["listeners"]["plain"];
+  pid_t pid = spawn_gateway(WARREN_GATEWAY_BIN, conf, ports);
+  uint16_t port = listener_port(ports, "plain");
   REQUIRE(port != 0);
   std::vector<std::unique_ptr<device>> devices;
   for (int i = 0; i < 5; ++i) {

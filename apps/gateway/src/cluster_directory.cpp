@@ -130,7 +130,6 @@ private:
       finish(e, nullptr, "unavailable");
       return;
     }
-    auto session = e.session;
     auto token = add(std::move(e));
     cluster::header hs[3] = {{wire::op, "claim"}, {wire::claim, claim}, {wire::verify, "1"}};
     if (!dir_->node().publish(dir_->subject(backend::address_kind::device, device_id),

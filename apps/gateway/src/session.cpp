@@ -325,9 +325,8 @@ private:
     auto theirs = wire::parse_claim(claim);
     auto mine = my_claim();
     if (!theirs || *theirs < mine || closing_) {
-      cluster::header hs[2] = {{wire::status, closing_ ? "gone" : "refused"}, {}};
       auto text = wire::to_string(mine);
-      hs[1] = {wire::claim, text};
+      cluster::header hs[2] = {{wire::status, closing_ ? "gone" : "refused"}, {wire::claim, text}};
       env().cluster->reply(reply, {hs, closing_ ? 1u : 2u});
       return;
     }
