@@ -148,6 +148,16 @@ int main(int argc, char** argv) {
     info.message_s = duration<double>(std::min(end, stop_time) - start).count();
   info.nofile = nofile;
   info.killed = killed;
+  if (!o.connect_log.empty()) {
+    std::FILE* f = std::fopen(o.connect_log.c_str(), "w");
+    if (f == nullptr) {
+      std::fprintf(stderr, "warren-loadgen: cannot write %s\n", o.connect_log.c_str());
+    } else {
+      for (auto& w : workers)
+        std::fwrite(w->connect_log.data(), 1, w->connect_log.size(), f);
+      std::fclose(f);
+    }
+  }
   print_summary(o, t, info);
   std::cout << make_json(o, t, info).dump() << std::endl;
   workers.clear();

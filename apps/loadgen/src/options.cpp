@@ -139,6 +139,19 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
       ->check(CLI::Range(0.0, 3600.0))
       ->group(time);
 
+  auto* dev = "Devices";
+  app.add_option("--device-id-prefix", o.device_id_prefix,
+                 "Connection n sends \"<prefix><n>\" as its first line (for identify = \"first_message\"); "
+                 "idle: lines the gateway pushes are then counted, not violations")
+      ->group(dev);
+  app.add_option("--device-id-start", o.device_id_start,
+                 "First n of --device-id-prefix (n = start, start+1, ... in launch order)")
+      ->group(dev);
+  app.add_option("--connect-log", o.connect_log,
+                 "Write one line per established connection: \"<device id or n> <connect start ns> <ready "
+                 "ns>\" (CLOCK_MONOTONIC)")
+      ->group(dev);
+
   auto* proc = "Process";
   app.add_option("-j,--threads", o.threads, "io threads, each with its own asio::io_context")
       ->check(CLI::Range(1u, 256u))
@@ -193,6 +206,8 @@ std::optional<Options> parse_options(int argc, char** argv, int* exit_code) {
     return fail("TLS options given without --tls");
   if (o.ping_interval > 0 && o.codec != Codec::frame)
     return fail("--ping-interval needs --codec frame");
+  if (!o.device_id_prefix.empty() && o.codec != Codec::line)
+    return fail("--device-id-prefix needs --codec line");
   if (!o.connections) {
     if (o.workload == Workload::stream)
       o.connections = 10;

@@ -54,6 +54,11 @@ struct Options {
   double timeout = 5;       // response (echo) timeout
   double ping_interval = 0; // idle + frame: send PING every N s (0 = never)
 
+  // Devices (for identify = "first_message").
+  std::string device_id_prefix; // non-empty: connection n sends "<prefix><n>" as its first line
+  std::uint64_t device_id_start = 0;
+  std::string connect_log; // file: one line per established connection (id, connect start, ready)
+
   // Process.
   unsigned threads = 1;
   bool quiet = false;

@@ -70,6 +70,12 @@ nlohmann::json make_json(const Options& o, const Totals& t, const RunInfo& r) {
   j["messages_per_s"] = per_s(t.messages, r.message_s);
   j["latency_ms"] = latency_json(t.latency);
   j["connect_ms"] = latency_json(t.connect);
+  if (!o.device_id_prefix.empty()) {
+    j["device_id_prefix"] = o.device_id_prefix;
+    j["device_id_start"] = o.device_id_start;
+    j["pushes_received"] = t.pushes;
+    j["push_latency_ms"] = latency_json(t.push);
+  }
   j["protocol_violations"] = t.violations;
   j["violations_by_kind"] = viol;
   j["duration_s"] = r.elapsed_s;
@@ -125,6 +131,9 @@ void print_summary(const Options& o, const Totals& t, const RunInfo& r) {
                                         : "open latency",
        t.latency);
   line("connect", t.connect);
+  if (!o.device_id_prefix.empty())
+    std::fprintf(stderr, "pushes        %llu received\n", static_cast<unsigned long long>(t.pushes));
+  line("push latency", t.push);
   if (r.killed)
     std::fprintf(stderr, "WARNING: hard deadline reached, io threads were stopped forcibly\n");
 }

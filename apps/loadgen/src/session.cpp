@@ -25,6 +25,10 @@ std::chrono::nanoseconds seconds(double s) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
 }
 
+std::int64_t nanos(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
 std::uint64_t micros_since(Clock::time_point t0, Clock::time_point now) {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - t0).count());
 }
@@ -76,8 +80,9 @@ std::size_t max_frame(const Options& o) {
 
 } // namespace
 
-Session::Session(Worker& worker)
-  : w_(worker), sock_(worker.io()), line_dec_(max_frame(worker.opts)), frame_dec_(max_frame(worker.opts)) {}
+Session::Session(Worker& worker, std::uint64_t number)
+  : w_(worker), number_(number), sock_(worker.io()), line_dec_(max_frame(worker.opts)),
+    frame_dec_(max_frame(worker.opts)) {}
 
 Session::~Session() {
   if (linked_)
@@ -163,6 +168,17 @@ void Session::on_ready() {
   w_.stats.opened();
   is_open_ = true;
   const auto& o = w_.opts;
+  if (!o.device_id_prefix.empty()) // identify = "first_message": the id goes first, alone on its line
+    (void)codec::encode_line(out_, o.device_id_prefix + std::to_string(number_));
+  if (!o.connect_log.empty()) {
+    auto& log = w_.connect_log;
+    if (o.device_id_prefix.empty())
+      log += std::to_string(number_);
+    else
+      log.append(o.device_id_prefix).append(std::to_string(number_));
+    log.append(" ").append(std::to_string(nanos(t0_))).append(" ").append(std::to_string(nanos(now)));
+    log += '\n';
+  }
   rbuf_.resize(o.workload == Workload::idle
                    ? 512
                    : std::max<std::size_t>(4096, std::min<std::size_t>(o.size * 2 + 64, 65536)));
@@ -195,6 +211,7 @@ void Session::on_ready() {
         next_ping_ = now + seconds(o.ping_interval);
       if (tls_ && o.tls_resume)
         w_.session_cache().put(tls_->native_handle());
+      flush(); // the device id, if any
       break;
   }
   read();
@@ -294,6 +311,21 @@ void Session::on_read(const asio::error_code& ec, std::size_t n) {
 }
 
 void Session::on_line(std::string_view payload) {
+  if (w_.opts.workload == Workload::idle && !w_.opts.device_id_prefix.empty()) {
+    // A push from the backend to this device: count it; "t=<ns>" at its front is its send time.
+    const auto now = Clock::now();
+    w_.stats.pushes.add();
+    w_.last_event = now;
+    if (payload.size() > 2 && payload[0] == 't' && payload[1] == '=') {
+      std::int64_t sent = 0;
+      std::size_t i = 2;
+      for (; i < payload.size() && payload[i] >= '0' && payload[i] <= '9'; ++i)
+        sent = sent * 10 + (payload[i] - '0');
+      if (i > 2 && sent <= nanos(now))
+        w_.stats.push.record(static_cast<std::uint64_t>((nanos(now) - sent) / 1000));
+    }
+    return;
+  }
   on_echo(payload);
 }
 

@@ -24,7 +24,7 @@ class Worker;
 
 class Session : public std::enable_shared_from_this<Session> {
 public:
-  explicit Session(Worker& worker);
+  Session(Worker& worker, std::uint64_t number);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -64,6 +64,7 @@ private:
   asio::ip::tcp::socket& socket() { return tls_ ? tls_->next_layer() : sock_; }
 
   Worker& w_;
+  std::uint64_t number_; // launch number: the n of --device-id-prefix
   Phase phase_ = Phase::idle;
   bool in_attempt_ = false; // counted in Stats::inflight
   bool is_open_ = false;    // counted in Stats::open

@@ -150,6 +150,7 @@ void Totals::add_counters(const Stats& s) {
   resumed += s.resumed.get();
   violations += s.violations.get();
   held += s.held.get();
+  pushes += s.pushes.get();
   for (std::size_t i = 0; i < kReasons; ++i)
     failures[i] += s.failures[i].get();
   for (std::size_t i = 0; i < kViolations; ++i)
@@ -159,6 +160,7 @@ void Totals::add_counters(const Stats& s) {
 void Totals::add_histograms(const Stats& s) {
   latency.merge(s.latency);
   connect.merge(s.connect);
+  push.merge(s.push);
   peak_open += s.peak_open;
 }
 

@@ -99,12 +99,14 @@ struct Stats {
   Counter resumed;    // TLS handshakes that resumed a session
   Counter violations; // sum of violation_counts[]
   Counter held;       // connections open when the run was told to stop
+  Counter pushes;     // idle with --device-id-prefix: lines the gateway sent on its own
   std::array<Counter, kReasons> failures;
   std::array<Counter, kViolations> violation_counts;
 
   // Written by the owning thread only; read after join.
   Histogram latency; // churn: connect start -> echo; stream: message sent -> echo; idle: connect+handshake
   Histogram connect; // connect start -> connection ready (after TLS handshake)
+  Histogram push;    // pushes whose payload starts "t=<CLOCK_MONOTONIC ns>": that time -> received
   std::uint64_t peak_open = 0;
 
   void fail(Reason r) {
@@ -125,10 +127,10 @@ struct Stats {
 // A plain, mergeable snapshot of Stats.
 struct Totals {
   std::uint64_t attempted = 0, completed = 0, failed = 0, open = 0, inflight = 0, messages = 0, sent = 0,
-                skipped = 0, aborted = 0, resumed = 0, violations = 0, held = 0, peak_open = 0;
+                skipped = 0, aborted = 0, resumed = 0, violations = 0, held = 0, peak_open = 0, pushes = 0;
   std::array<std::uint64_t, kReasons> failures{};
   std::array<std::uint64_t, kViolations> violation_counts{};
-  Histogram latency, connect;
+  Histogram latency, connect, push;
 
   void add_counters(const Stats& s);   // safe while the owner runs
   void add_histograms(const Stats& s); // only after the owner stopped

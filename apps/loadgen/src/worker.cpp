@@ -111,8 +111,10 @@ void Worker::unlink(Session* s) {
 }
 
 void Worker::launch_one() {
+  // Threads interleave the numbers as they do the source addresses.
+  const std::uint64_t number = opts.device_id_start + index_ + launched_ * opts.threads;
   ++launched_;
-  auto s = std::make_shared<Session>(*this);
+  auto s = std::make_shared<Session>(*this, number);
   s->start();
 }
 

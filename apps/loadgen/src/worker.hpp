@@ -50,6 +50,8 @@ public:
   bool payload_matches(std::uint64_t seq, std::string_view p) const;
   void attempt_ended(); // an attempt left the in-flight set
   void link(Session* s);
+  // --connect-log: one line per established connection (this thread's; written by main after join).
+  std::string connect_log;
   void unlink(Session* s);
 
 private:
