@@ -2,7 +2,7 @@
 // executable starts on loopback (tests/amqp/support/broker.hpp): devices speaking codec
 // frame (TLS and plain TCP), amqp-tools and a raw librabbitmq client as independent
 // AMQP clients, and the real warren-gateway binary for the SIGTERM drain.
-#include "gw_support.hpp"
+#include "cluster_support.hpp"
 
 #ifdef WARREN_GATEWAY_HAS_AMQP
 
@@ -97,9 +97,10 @@ void wait_topology(const at::broker& b, const names& n) {
           << b.server_log());
 }
 
-/// `messages_unacknowledged` of `queue` per rabbitmqctl (-1 if unknown).
-long unacked(const at::broker& b, const std::string& queue) {
-  auto [rc, out] = b.ctl("list_queues --no-table-headers name messages_unacknowledged");
+/// Column `column` of `queue` in rabbitmqctl list_queues (-1 if unknown): "messages"
+/// (ready + unacknowledged, one snapshot), "messages_unacknowledged", ...
+long queue_stat(const at::broker& b, const std::string& queue, const std::string& column) {
+  auto [rc, out] = b.ctl("list_queues --no-table-headers name " + column);
   if (rc != 0)
     return -1;
   std::istringstream in{out};
@@ -109,6 +110,10 @@ long unacked(const at::broker& b, const std::string& queue) {
     if (name == queue)
       return n;
   return -1;
+}
+
+long unacked(const at::broker& b, const std::string& queue) {
+  return queue_stat(b, queue, "messages_unacknowledged");
 }
 
 /// The running child at `path` below the gateway's top supervisor, or null (quietly:
@@ -611,6 +616,90 @@ TEST_CASE("warren-gateway with the amqp backend: SIGTERM drains, exits 0, every 
   }
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
+}
+
+TEST_CASE("amqp in a cluster: a message for a device on another node goes over NATS, acked once the owner "
+          "wrote it; dead-lettered on no responders; requeued on no answer; never lost") {
+  AMQP_TEST_REQUIRE_BROKER();
+  auto& b = at::shared_broker();
+  b.start();
+  names n{"e7"};
+  // nats-server's default pings (2 min): a frozen client keeps its subscriptions.
+  warren_test::nats_server_options slow_pings;
+  slow_pings.ping_interval = "2m";
+  warren_test::nats_cluster nats{2, slow_pings};
+  // The device's node: a warren-gateway process (so that it can be frozen and killed),
+  // no amqp of its own. The consumer's node: the amqp backend, another NATS server.
+  gateway_process owner{WARREN_GATEWAY_BIN, "owner", nats.url(0)};
+  auto cfg = cluster_node(amqp_config(b, n, 2), nats, "consumer", 1);
+  cfg.cluster.nats.request_timeout = 1s; // below the consumer's deliver_timeout (5 s)
+  running_gateway g{std::move(cfg)};
+  wait_topology(b, n);
+  device d{owner.port};
+  d.send("far-1\n");
+  REQUIRE(post_when_reachable(g, "/v1/devices/far-1/messages", "probe") == 202);
+  REQUIRE(d.read_line() == "probe");
+  auto& c = g->cluster()->counters();
+  auto out_before = c.delivered_out.load();
+  auto publish = [&](const std::string& device, uint64_t seq) {
+    amqp_publish(b, n.to_device(), "m" + std::to_string(seq),
+                 {"device_id: " + device, "to_device_seq: " + std::to_string(seq)});
+  };
+  at::client cl{b.port()};
+
+  // Across the route, in to_device_seq order, each acked once delivered.
+  for (uint64_t seq = 1; seq <= 10; ++seq)
+    publish("far-1", seq);
+  for (uint64_t seq = 1; seq <= 10; ++seq)
+    REQUIRE(d.read_line() == "m" + std::to_string(seq));
+  CHECK(eventually([&] { return queue_stat(b, n.to_device(), "messages") == 0; }, 30000ms));
+  CHECK(c.delivered_out.load() - out_before == 10);
+
+  // Connected nowhere: no responders, dead-lettered.
+  publish("nobody", 1);
+  REQUIRE(at::eventually([&] { return cl.count(n.dead_letter()) == 1; }));
+
+  // The owner frozen: no answer, so not acked; requeued after each request_timeout
+  // and offered again, never dead-lettered.
+  owner.freeze();
+  auto timeouts = c.timeouts.load();
+  publish("far-1", 11);
+  REQUIRE(eventually([&] { return c.timeouts.load() >= timeouts + 2; }, 30000ms)); // offered twice
+  CHECK(queue_stat(b, n.to_device(), "messages") == 1);
+  CHECK(cl.count(n.dead_letter()) == 1);
+  // Thawed: it writes what reached it meanwhile (at-least-once: one or more copies),
+  // and an answer in time is acked at last.
+  owner.thaw();
+  REQUIRE(eventually([&] { return queue_stat(b, n.to_device(), "messages") == 0; }, 30000ms));
+  publish("far-1", 12);
+  int copies = 0;
+  for (;;) {
+    auto line = d.read_line();
+    REQUIRE(line);
+    if (*line == "m12")
+      break;
+    REQUIRE(*line == "m11");
+    ++copies;
+  }
+  CHECK(copies >= 1);
+  CHECK(cl.count(n.dead_letter()) == 1);
+
+  // The owner dies with a request in flight: requeued (no answer), then dead-lettered
+  // (no responders once its connection is gone). Not lost.
+  owner.freeze();
+  timeouts = c.timeouts.load();
+  publish("far-1", 13);
+  REQUIRE(eventually([&] { return c.timeouts.load() >= timeouts + 1; }, 30000ms));
+  owner.kill9();
+  REQUIRE(at::eventually([&] { return cl.count(n.dead_letter()) == 2; }));
+  CHECK(eventually([&] { return queue_stat(b, n.to_device(), "messages") == 0; }, 30000ms));
+  auto first_dead = cl.get(n.dead_letter());
+  REQUIRE(first_dead);
+  CHECK(first_dead->body == "m1");
+  auto second_dead = cl.get(n.dead_letter());
+  REQUIRE(second_dead);
+  CHECK(second_dead->body == "m13");
+  CHECK(second_dead->str("device_id") == "far-1");
 }
 
 #else

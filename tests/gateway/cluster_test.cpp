@@ -1,38 +1,20 @@
 // Several gateways in one cluster: in-process gateways, each on its own nats-server of
 // a 3-server NATS cluster with routes (tests/support/warren_test/nats_cluster.hpp),
 // plain TCP devices that name themselves in their first line.
-#include "gw_support.hpp"
+#include "cluster_support.hpp"
 
 #include "cluster_directory.hpp"
 
 #include <warren/cluster/subject.hpp>
-#include <warren_test/nats_cluster.hpp>
 
-#include <nlohmann/json.hpp>
-
-#include <csignal>
-#include <fstream>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <set>
 
 using namespace gw_test;
 
 namespace {
 
 gw::config node_config(const warren_test::nats_cluster& nats, std::size_t i, std::size_t server) {
-  auto cfg = test_config();
-  cfg.listeners[0].session.identify = gw::identify_mode::first_message;
-  // Long: a to_device_seq the session does not expect would wait, not pass.
-  cfg.listeners[0].session.gap_timeout = 30s;
-  cfg.cluster.enabled = true;
-  cfg.cluster.nats.node_name = "node-" + std::to_string(i);
-  cfg.cluster.nats.urls = {nats.url(server)};
-  cfg.cluster.nats.request_timeout = 2s;
-  cfg.cluster.nats.reconnect_wait = 50ms;
-  cfg.cluster.nats.reconnect_wait_max = 200ms;
-  cfg.cluster.heartbeat_interval = 200ms;
-  cfg.cluster.node_timeout = 1s;
-  return cfg;
+  return cluster_node(test_config(), nats, "node-" + std::to_string(i), server);
 }
 
 /// Three gateways, node-i on NATS server i.
@@ -40,7 +22,10 @@ struct three_nodes {
   warren_test::nats_cluster nats{3};
   std::vector<std::unique_ptr<running_gateway>> g;
   /// `discover`: a node may fail over to the servers it learns from the cluster.
-  explicit three_nodes(bool discover = true) {
+  /// `isolated`: that server is cut off from the others before the gateways start.
+  explicit three_nodes(bool discover = true, std::optional<std::size_t> isolated = {}) {
+    if (isolated)
+      nats.isolate(*isolated);
     for (std::size_t i = 0; i < 3; ++i) {
       auto cfg = node_config(nats, i, i);
       cfg.cluster.nats.discover_servers = discover;
@@ -51,55 +36,6 @@ struct three_nodes {
   }
   running_gateway& operator[](std::size_t i) { return *g.at(i); }
 };
-
-std::string percent(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
-
-int post(running_gateway& g, const std::string& path, const std::string& body) {
-  auto cli = g.http();
-  auto res = cli.Post(path.c_str(), body, "application/octet-stream");
-  return res ? res->status : -1;
-}
-
-std::string msg_path(const std::string& device, std::optional<uint64_t> seq = {}) {
-  auto p = "/v1/devices/" + percent(device) + "/messages";
-  if (seq)
-    p += "?to_device_seq=" + std::to_string(*seq);
-  return p;
-}
-
-/// POSTs until the device is reachable from `g`: its subscription crossed the routes
-/// (404 until then), and, after a move, the old owner's is gone everywhere (a request
-/// the server still forwarded there goes unanswered: 504). Neither delivered anything,
-/// so the first 202 is the one delivery.
-int post_when_reachable(running_gateway& g, const std::string& path, const std::string& body) {
-  int status = 0;
-  eventually([&] {
-    status = post(g, path, body);
-    return status != 404 && status != 504;
-  });
-  return status;
-}
-
-nlohmann::json get_json(running_gateway& g, const std::string& path) {
-  auto cli = g.http();
-  auto res = cli.Get(path.c_str());
-  REQUIRE(res);
-  REQUIRE(res->status == 200);
-  return nlohmann::json::parse(res->body);
-}
 
 uint64_t devices_named(three_nodes& n, const std::string& id) {
   uint64_t count = 0;
@@ -299,46 +235,6 @@ TEST_CASE("GET /v1/cluster shows the nodes; /v1/connections?scope=cluster lists 
   CHECK(m->body.find("warren_cluster_deliveries_out_total") != std::string::npos);
 }
 
-namespace {
-
-/// A warren-gateway process in the cluster, on NATS server `url`.
-struct gateway_process {
-  pid_t pid = -1;
-  std::filesystem::path dir;
-  uint16_t port = 0;
-
-  gateway_process(const std::string& node, const std::string& url) {
-    dir = temp_dir("clproc");
-    auto conf = (dir / "gateway.toml").string();
-    auto ports = (dir / "ports.json").string();
-    {
-      std::ofstream out{conf};
-      out << "[gateway]\ndata_dir = \"" << dir.string() << "\"\nio_threads = 1\nlog_level = \"error\"\n"
-          << "[[listener]]\nname = \"plain\"\ntls = false\nbind = \"127.0.0.1\"\nport = 0\n"
-          << "identify = \"first_message\"\n"
-          << "[admin]\nenabled = false\n[backend]\nkind = \"local\"\n[backend.local]\nsink = \"none\"\n"
-          << "[cluster]\nnode_name = \"" << node << "\"\nnats = \"" << url << "\"\n"
-          << "discover_servers = false\n";
-    }
-    pid = spawn_gateway(WARREN_GATEWAY_BIN, conf, ports);
-    port = listener_port(ports, "plain");
-  }
-  void kill9() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-      pid = -1;
-    }
-  }
-  ~gateway_process() {
-    kill9();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-};
-
-} // namespace
-
 TEST_CASE("kill -9 of a gateway process: its devices are unreachable on the others; reconnected, reachable") {
   warren_test::nats_cluster nats{2};
   running_gateway a{node_config(nats, 0, 0)};
@@ -346,7 +242,7 @@ TEST_CASE("kill -9 of a gateway process: its devices are unreachable on the othe
   std::vector<double> ms;
   for (int round = 0; round < 3; ++round) {
     auto id = "victim-" + std::to_string(round);
-    gateway_process b{"proc-b", nats.url(1)};
+    gateway_process b{WARREN_GATEWAY_BIN, "proc-b", nats.url(1)};
     device d{b.port};
     d.send(id + "\n");
     REQUIRE(post_when_reachable(a, msg_path(id, 1), "m1") == 202);
@@ -372,4 +268,116 @@ TEST_CASE("kill -9 of a gateway process: its devices are unreachable on the othe
   }
   for (auto x : ms)
     MESSAGE("kill -9 to 404 on the survivor: " << x << " ms");
+}
+
+namespace {
+
+bool lost_peer(running_gateway& g, const std::string& peer) {
+  auto view = g->cluster()->peers_view();
+  auto it = view.find(peer);
+  return it != view.end() && it->second.lost;
+}
+
+/// Every node has heard every other's heartbeat.
+bool all_met(three_nodes& n) {
+  for (std::size_t i = 0; i < 3; ++i)
+    if (n[i]->cluster()->peers_view().size() != 2)
+      return false;
+  return true;
+}
+
+} // namespace
+
+TEST_CASE("a netsplit between NATS servers: a device claimed on both sides has one owner once healed") {
+  const std::string id = "split-dev";
+  // node-0 stays on server 0 (no failover), on its side of the split:
+  // {server 0, node-0} | {servers 1 and 2, node-1, node-2}.
+  std::optional<three_nodes> nodes;
+  std::optional<device> a;
+  SUBCASE("the nodes knew each other before the split: node-0 is lost, then back") {
+    nodes.emplace(false);
+    auto& n = *nodes;
+    REQUIRE(eventually([&] { return all_met(n); }));
+    a.emplace(n[0].port());
+    a->send(id + "\n");
+    REQUIRE(post_when_reachable(n[2], msg_path(id), "before") == 202);
+    REQUIRE(a->read_line() == "before");
+    n.nats.isolate(0);
+    REQUIRE(eventually([&] { return lost_peer(n[1], "node-0") && lost_peer(n[0], "node-1"); }));
+  }
+  SUBCASE("split from the start: node-0 is heard for the first time at the heal") {
+    nodes.emplace(false, std::optional<std::size_t>{0});
+    auto& n = *nodes;
+    a.emplace(n[0].port());
+    a->send(id + "\n");
+    REQUIRE(eventually([&] { return n[0]->registry()->find(backend::address_kind::device, id) != nullptr; }));
+    CHECK(n[1]->cluster()->peers_view().count("node-0") == 0);
+  }
+  auto& n = *nodes;
+  REQUIRE(eventually([&] { return n.nats.num_routes(1) == 1 && n.nats.num_routes(2) == 1; }));
+  REQUIRE(eventually([&] { return n[0]->cluster()->node().connected(); }, 20000ms));
+  // The device connects again, on the other side (its old connection lingers on node-0):
+  // the majority side sees no owner, so node-1 takes it. Two owners, one per side.
+  device b{n[1].port()};
+  b.send(id + "\n");
+  REQUIRE(eventually([&] { return devices_named(n, id) == 2; }));
+  REQUIRE(post_when_reachable(n[2], msg_path(id), "majority side") == 202);
+  CHECK(b.read_line() == "majority side");
+  CHECK(post(n[0], msg_path(id), "minority side") == 202); // node-0's own session
+  CHECK(a->read_line() == "minority side");
+  // Heal: the newer claim (node-1's) wins; node-0's session closes.
+  n.nats.rejoin(0);
+  CHECK(a->wait_closed(20000ms));
+  REQUIRE(eventually([&] { return devices_named(n, id) == 1; }, 20000ms));
+  CHECK(n[1]->registry()->find(backend::address_kind::device, id) != nullptr);
+  CHECK(n[0]->cluster()->counters().claims_lost.load() + n[0]->cluster()->counters().takeovers_in.load() ==
+        1);
+  // Reachable from every node, at its one owner.
+  REQUIRE(post_when_reachable(n[0], msg_path(id), "healed from node-0") == 202);
+  CHECK(b.read_line() == "healed from node-0");
+  REQUIRE(post_when_reachable(n[2], msg_path(id), "healed from node-2") == 202);
+  CHECK(b.read_line() == "healed from node-2");
+  a.reset();
+  nodes.reset();
+}
+
+TEST_CASE("a frozen gateway (SIGSTOP): deliveries to its devices time out (504), never 202; thawed, served "
+          "again") {
+  warren_test::nats_cluster nats{2};
+  running_gateway a{node_config(nats, 0, 0)};
+  REQUIRE(eventually([&] { return a->cluster()->node().connected(); }));
+  gateway_process b{WARREN_GATEWAY_BIN, "proc-b", nats.url(1)};
+  const std::string id = "sleeper";
+  device d{b.port};
+  d.send(id + "\n");
+  REQUIRE(post_when_reachable(a, msg_path(id), "awake") == 202);
+  REQUIRE(d.read_line() == "awake");
+  b.freeze();
+  // Its NATS connection and subscriptions stay (nats-server may drop a silent client
+  // after its pings go unanswered; then 404): no answer within request_timeout is 504,
+  // reported as not delivered.
+  std::set<std::string> sent_frozen;
+  auto timeouts = a->cluster()->counters().timeouts.load();
+  int first = post(a, msg_path(id), "frozen-0");
+  sent_frozen.insert("frozen-0");
+  CHECK(first == 504);
+  for (int i = 1; i < 3; ++i) {
+    auto body = "frozen-" + std::to_string(i);
+    sent_frozen.insert(body);
+    int status = post(a, msg_path(id), body);
+    CHECK((status == 504 || status == 404));
+  }
+  CHECK(a->cluster()->counters().timeouts.load() >= timeouts + 1);
+  b.thaw();
+  // Thawed, it reads what reached its socket meanwhile (at-least-once: a 504 may still
+  // arrive) and, if the server dropped it, reconnects and subscribes again.
+  REQUIRE(post_when_reachable(a, msg_path(id), "thawed") == 202);
+  for (;;) {
+    auto line = d.read_line();
+    REQUIRE(line);
+    if (*line == "thawed")
+      break;
+    INFO("line " << *line);
+    REQUIRE(sent_frozen.count(*line) == 1);
+  }
 }

@@ -237,12 +237,13 @@ private:
     auto name = j["node"].get<std::string>();
     if (name == dir_->node_name())
       return;
-    if (auto lost_since = dir_->saw_peer(name, j["started_us"].get<int64_t>())) {
-      // Heard again after a silence: a split healed (or a freeze ended). Claims made
-      // on either side meanwhile may overlap; both sides verify theirs.
-      log().info("cluster: node {} is back after {} ms; verifying the claims made meanwhile", name,
-                 (unix_us() - *lost_since) / 1000);
-      reverify(*lost_since);
+    if (auto since = dir_->saw_peer(name, j["started_us"].get<int64_t>())) {
+      // Heard again after a silence (a split healed, a freeze ended), or for the first
+      // time: claims made on either side meanwhile may overlap; both sides verify theirs.
+      log().info("cluster: node {} heard (first time, or again after a silence); verifying the claims of "
+                 "the last {} ms",
+                 name, (unix_us() - *since) / 1000);
+      reverify(*since);
     }
   }
 
@@ -446,9 +447,12 @@ std::string cluster_directory::info_json() const {
 
 std::optional<int64_t> cluster_directory::saw_peer(const std::string& name, int64_t started_us) {
   std::lock_guard<std::mutex> guard{peers_mtx_};
-  auto& p = peers_[name];
+  auto [it, fresh] = peers_.try_emplace(name);
+  auto& p = it->second;
   std::optional<int64_t> back;
-  if (p.lost && p.started_us == started_us)
+  if (fresh || p.started_us != started_us)
+    back = started_us;
+  else if (p.lost)
     back = p.lost_since_us;
   p.last_seen = std::chrono::steady_clock::now();
   p.last_seen_us = unix_us();

@@ -136,8 +136,10 @@ public:
     int64_t lost_since_us = 0; ///< its last heartbeat before it went silent
   };
   std::map<std::string, peer> peers_view() const;
-  /// A heartbeat of `name`: when it comes back after being lost (same process), when
-  /// it went silent.
+  /// A heartbeat of `name`. When claims made here may overlap claims made there
+  /// unseen, the time since which they may: when it went silent, for a node back after
+  /// being lost; when it started, for a node heard for the first time (or a new
+  /// process under its name), which may have run on the far side of a split all along.
   std::optional<int64_t> saw_peer(const std::string& name, int64_t started_us);
   /// Marks the nodes silent for node_timeout as lost.
   void mark_lost(std::chrono::steady_clock::time_point now);
