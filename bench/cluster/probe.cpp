@@ -6,10 +6,13 @@
 //   probe reach <nats-url> <ids-file> <n> <seed>
 //       n random ids of the file (one id a line, "id ..." lines: first word), each asked once
 //       (500 in flight, 2 s timeout): counts of delivered / no responders / timeout / other.
-//   probe watch <out-file> <seconds> <url>=<ids-file> [<url>=<ids-file> ...]
+//   probe watch <out-file> <seconds> [--sched <start-ns> <rate>] <url>=<ids-file> [<url>=<ids-file> ...]
 //       registration: every id starts pending; the 64 lowest pending ids of each file are asked
 //       again 5 ms after each "no responders" until delivered. Writes "<id> <ns>" (CLOCK_MONOTONIC
 //       time of the first delivered reply) per id; stops when all are delivered or after <seconds>.
+//       --sched: the k-th id of a file is not asked before <start-ns> + k / <rate> s (a paced
+//       loadgen launches it then), so that the probe does not load the servers with requests for
+//       devices that cannot be there yet.
 //   probe gone <nats-url> <ids-file> <n> <seed> <pid>
 //       n random ids, asked until every one is delivered; then kill -9 <pid> and ask each again
 //       (1 ms after each reply, again after 20 ms without one) until "no responders". Prints each
@@ -213,7 +216,15 @@ int watch(int argc, char** argv) {
   const std::string out = argv[2];
   const double seconds = std::atof(argv[3]);
   std::vector<std::unique_ptr<Prober>> ps;
-  for (int a = 4; a < argc; ++a) {
+  int first = 4;
+  int64_t sched_start = 0;
+  double sched_rate = 0;
+  if (argc > 6 && std::string(argv[4]) == "--sched") {
+    sched_start = std::atoll(argv[5]);
+    sched_rate = std::atof(argv[6]);
+    first = 7;
+  }
+  for (int a = first; a < argc; ++a) {
     std::string arg = argv[a];
     auto eq = arg.find('=');
     ps.push_back(std::make_unique<Prober>(arg.substr(0, eq), read_ids(arg.substr(eq + 1))));
@@ -235,6 +246,8 @@ int watch(int argc, char** argv) {
         auto& x = p.t[i];
         if (x.first_delivered_ns)
           continue;
+        if (sched_rate > 0 && now < sched_start + int64_t(double(i) / sched_rate * 1e9))
+          break;
         ++seen;
         if ((!x.outstanding && now >= x.due_ns) || (x.outstanding && now - x.sent_ns > timeout))
           p.send(i, now);

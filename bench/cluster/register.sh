@@ -46,26 +46,46 @@ print(f"{label}: connection ready -> reachable from another node: p50 {pct(from_
 PY
 }
 
-storm() { # storm tls|plain n
-  local sec=$1 n=$2
+storm() { # storm tls|plain n [rate per node]
+  local sec=$1 n=$2 rate=${3:-}
+  local pace=(--max-inflight 200)
+  [ -n "$rate" ] && pace+=(-r "$rate")
   start_cluster local
   local files=()
   for i in 1 2 3; do ids_file "r$sec$i-" "$n" >/dev/null; done
-  # node i's devices watched from server i+1
-  taskset -c "$LCPU" "$PROBE" watch "$OUT/reach-$sec.txt" 90 \
+  # node i's devices watched from server i+1; paced: id k not asked before its launch time
+  local sched=() start
+  start=$(($(mono_ns) + 1000000000))
+  [ -n "$rate" ] && sched=(--sched "$start" "$rate")
+  taskset -c "$LCPU" "$PROBE" watch "$OUT/reach-$sec.txt" 90 "${sched[@]}" \
     "nats://127.0.0.1:$(nats_port 2)=$OUT/ids-r${sec}1-$n.txt" \
     "nats://127.0.0.1:$(nats_port 3)=$OUT/ids-r${sec}2-$n.txt" \
     "nats://127.0.0.1:$(nats_port 1)=$OUT/ids-r${sec}3-$n.txt" >"$OUT/watch-$sec.out" &
   local probe=$!
   PIDS+=($probe)
-  sleep 1
-  local lgs=()
+  local lgs=() c0=() c1=() p t0 t1
+  for p in "${GW_PID[@]}" "${NATS_PID[@]}"; do c0+=("$(cpu_ticks "$p")"); done
+  python3 -c "import time; time.sleep(max(0, ($start - time.clock_gettime_ns(time.CLOCK_MONOTONIC)) / 1e9))"
+  t0=$(date +%s.%N)
   for i in 1 2 3; do
-    loadgen_idle "$i" "r$sec$i-" "$n" 100 "$sec" --max-inflight 200
+    loadgen_idle "$i" "r$sec$i-" "$n" 100 "$sec" "${pace[@]}"
     lgs+=("$LG_PID")
   done
   wait "$probe" || true
+  t1=$(date +%s.%N)
+  for p in "${GW_PID[@]}" "${NATS_PID[@]}"; do c1+=("$(cpu_ticks "$p")"); done
   cat "$OUT/watch-$sec.out"
+  python3 - "$t0" "$t1" "$(getconf CLK_TCK)" "${c0[*]}" "${c1[*]}" <<'PY'
+import sys
+t0, t1, hz = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+c0, c1 = [int(x) for x in sys.argv[4].split()], [int(x) for x in sys.argv[5].split()]
+pct = [round((b - a) / hz / (t1 - t0) * 100) for a, b in zip(c0, c1)]
+print(f"core-0 CPU from the storm's start to the last device reachable ({t1 - t0:.1f} s): gateways {pct[:3]} %, "
+      f"nats-servers {pct[3:]} %, total {sum(pct)} % of one core")
+PY
+  for i in 1 2 3; do
+    echo "  gateway node-$i: $(curl -s "http://127.0.0.1:$(gw_admin "$i")/metrics" | grep -E '^warren_cluster_(no_responders|request_timeouts|claims_lost|takeovers_in|takeovers_out)_total' | tr '\n' ' ')"
+  done
   for p in "${lgs[@]}"; do kill -INT "$p" 2>/dev/null || true; done
   for p in "${lgs[@]}"; do wait "$p" 2>/dev/null || true; done
   for i in 1 2 3; do
@@ -75,10 +95,14 @@ storm() { # storm tls|plain n
   stop_all
 }
 
-echo "== storm: TLS, 3 x $N devices ($(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "== storm: TLS, 3 x $N devices, as fast as the loadgens go ($(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))"
 storm tls "$N"
-echo "== storm: plain TCP, 3 x $NP devices ($(date -u +%H:%M:%S))"
+echo "== paced: TLS, 3 x 3000 devices at 150/s per node ($(date -u +%H:%M:%S))"
+storm tls 3000 150
+echo "== storm: plain TCP, 3 x $NP devices, as fast as the loadgens go ($(date -u +%H:%M:%S))"
 storm plain "$NP"
+echo "== paced: plain TCP, 3 x 6000 devices at 1000/s per node ($(date -u +%H:%M:%S))"
+storm plain 6000 1000
 echo "== Erlang/OTP global and pg, 3 local nodes ($(date -u +%H:%M:%S))"
 erlc -o "$OUT" bench/erlang/registry_bench.erl
 erl -noshell -pa "$OUT" -s registry_bench main
