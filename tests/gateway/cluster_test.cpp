@@ -188,6 +188,11 @@ TEST_CASE("malformed messages on warren subjects are dropped and counted; nothin
   CHECK(raw.publish("warren.nodes.heartbeat", {}, {}, "{not json"));
   CHECK(raw.publish("warren.nodes.heartbeat", {}, {}, R"({"node": 5})"));
   CHECK(eventually([&] { return n[1]->cluster()->counters().bad_input.load() >= 2; }));
+  // Another process under node-0's name (an operator's mistake): counted there, not
+  // taken for a peer.
+  CHECK(raw.publish("warren.nodes.heartbeat", {}, {}, R"({"node": "node-0", "started_us": 1})"));
+  CHECK(eventually([&] { return n[0]->cluster()->counters().name_conflicts.load() >= 1; }));
+  CHECK(n[0]->cluster()->peers_view().count("node-0") == 0);
   // The device and the cluster work as before.
   REQUIRE(post(n[1], msg_path("victim", 2), "ok-2") == 202);
   CHECK(d.read_line() == "ok-2");

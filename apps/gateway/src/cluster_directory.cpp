@@ -235,8 +235,19 @@ private:
       return;
     }
     auto name = j["node"].get<std::string>();
-    if (name == dir_->node_name())
+    if (name == dir_->node_name()) {
+      // Not our own (no_echo): another process runs under this node's name. Claims
+      // are told apart by node name, so both nodes' sessions are at risk: say it loudly.
+      if (j["started_us"].get<int64_t>() != dir_->started_us()) {
+        dir_->counters().name_conflicts.fetch_add(1, std::memory_order_relaxed);
+        static warren::log_limit limit;
+        if (uint64_t held = 0; limit.allow(held))
+          log().error("cluster: another node runs under this node's name {} (node_name must be unique in the "
+                      "cluster; {} more heartbeats of it since the last report)",
+                      name, held);
+      }
       return;
+    }
     if (auto since = dir_->saw_peer(name, j["started_us"].get<int64_t>())) {
       // Heard again after a silence (a split healed, a freeze ended), or for the first
       // time: claims made on either side meanwhile may overlap; both sides verify theirs.

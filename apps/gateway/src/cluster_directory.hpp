@@ -60,17 +60,18 @@ struct cluster_config {
 };
 
 struct cluster_counters {
-  std::atomic<uint64_t> requests_out{0};  ///< deliveries sent to other nodes
-  std::atomic<uint64_t> delivered_out{0}; ///< ... that the owning session accepted
-  std::atomic<uint64_t> refused_out{0};   ///< ... that it refused (closing, bad message)
-  std::atomic<uint64_t> no_responders{0}; ///< ... for a device connected nowhere
-  std::atomic<uint64_t> timeouts{0};      ///< requests without an answer in time
-  std::atomic<uint64_t> unavailable{0};   ///< requests not sent: NATS down
-  std::atomic<uint64_t> requests_in{0};   ///< deliveries from other nodes to sessions here
-  std::atomic<uint64_t> takeovers_out{0}; ///< devices this node took from another node
-  std::atomic<uint64_t> takeovers_in{0};  ///< devices another node took from this one
-  std::atomic<uint64_t> claims_lost{0};   ///< sessions closed because a newer claim exists elsewhere
-  std::atomic<uint64_t> bad_input{0};     ///< malformed messages on warren subjects (dropped)
+  std::atomic<uint64_t> requests_out{0};   ///< deliveries sent to other nodes
+  std::atomic<uint64_t> delivered_out{0};  ///< ... that the owning session accepted
+  std::atomic<uint64_t> refused_out{0};    ///< ... that it refused (closing, bad message)
+  std::atomic<uint64_t> no_responders{0};  ///< ... for a device connected nowhere
+  std::atomic<uint64_t> timeouts{0};       ///< requests without an answer in time
+  std::atomic<uint64_t> unavailable{0};    ///< requests not sent: NATS down
+  std::atomic<uint64_t> requests_in{0};    ///< deliveries from other nodes to sessions here
+  std::atomic<uint64_t> takeovers_out{0};  ///< devices this node took from another node
+  std::atomic<uint64_t> takeovers_in{0};   ///< devices another node took from this one
+  std::atomic<uint64_t> claims_lost{0};    ///< sessions closed because a newer claim exists elsewhere
+  std::atomic<uint64_t> bad_input{0};      ///< malformed messages on warren subjects (dropped)
+  std::atomic<uint64_t> name_conflicts{0}; ///< heartbeats of another process under this node's name
 };
 
 // Messages between the directory, the agents and the sessions.

@@ -80,6 +80,9 @@ std::string render_prometheus(const gateway_metrics& m, const session_registry& 
             "Sessions closed: a newer claim elsewhere owns the device.", ld(c.claims_lost));
     counter(out, "warren_cluster_bad_input_total", "Malformed messages on warren subjects, dropped.",
             ld(c.bad_input));
+    counter(out, "warren_cluster_name_conflicts_total",
+            "Heartbeats of another process under this node's name (node_name must be unique).",
+            ld(c.name_conflicts));
   }
   struct field {
     const char* name;
