@@ -26,13 +26,16 @@ done
 sleep 1
 echo "devices: node-1 $a, node-2 $b"
 post() { # post label ids rate
-  local c0 c1 g1 g2
-  c0=$(($(cpu_ticks "${GW_PID[1]}") + $(cpu_ticks "${GW_PID[2]}")))
-  g1=$(cpu_ticks "${GW_PID[1]}")
-  g2=$(cpu_ticks "${GW_PID[2]}")
-  local r
+  local c0=() c1=() p r
+  for p in "${GW_PID[1]}" "${GW_PID[2]}" "${NATS_PID[1]}" "${NATS_PID[2]}" "${GW_PID[3]}" "${NATS_PID[3]}"; do c0+=("$(cpu_ticks "$p")"); done
   r=$(taskset -c "$LCPU" "$HTTP_POST" "$(gw_admin 1)" "$2" "$CONNS" "$SECS" ${3:+"$3"})
-  echo "$1: $r | cpu s: node-1 $(python3 -c "print(round(($(cpu_ticks "${GW_PID[1]}") - $g1) / $(getconf CLK_TCK), 2))"), node-2 $(python3 -c "print(round(($(cpu_ticks "${GW_PID[2]}") - $g2) / $(getconf CLK_TCK), 2))") in ${SECS} s"
+  for p in "${GW_PID[1]}" "${GW_PID[2]}" "${NATS_PID[1]}" "${NATS_PID[2]}" "${GW_PID[3]}" "${NATS_PID[3]}"; do c1+=("$(cpu_ticks "$p")"); done
+  echo "$1: $r | core-0 CPU % over ${SECS} s: $(python3 -c "
+import sys
+hz, T = $(getconf CLK_TCK), $SECS
+a, b = [int(x) for x in sys.argv[1].split()], [int(x) for x in sys.argv[2].split()]
+p = [round((y - x) / hz / T * 100) for x, y in zip(a, b)]
+print(f'node-1 {p[0]}, node-2 {p[1]}, s1 {p[2]}, s2 {p[3]}, node-3+s3 {p[4] + p[5]}, total {sum(p)}')" "${c0[*]}" "${c1[*]}")"
 }
 for ph in max1 max2; do
   post "$ph cross-node (node-1 API -> node-2 devices)" "$(ids_file "b$ph-" 1000)"

@@ -9,7 +9,7 @@
 #
 #   flock /tmp/warren-cpu.lock bench/cluster/kill.sh       # about 1.5 minutes
 #
-# Environment: N_KILL (2000 devices on the victim), KILLS (10), OBSERVER (next: the next node's server,
+# Environment: N_KILL (2000 devices on the victim), KILLS (10), SAMPLE (500 devices asked), OBSERVER (next: the next node's server,
 # a survivor; self: the victim's own server, which survives the gateway: no route hop).
 source "$(dirname "$0")/lib.sh"
 N=${N_KILL:-2000}
@@ -29,7 +29,7 @@ for k in $(seq 1 "$KILLS"); do
   done
   sleep 0.5 # claim_settle
   ids=$(ids_file "k$k-" "$N")
-  line=$(taskset -c "$LCPU" "$PROBE" gone "nats://127.0.0.1:$(nats_port "$obs")" "$ids" 500 "$k" "${GW_PID[$v]}")
+  line=$(taskset -c "$LCPU" "$PROBE" gone "nats://127.0.0.1:$(nats_port "$obs")" "$ids" "${SAMPLE:-500}" "$k" "${GW_PID[$v]}")
   echo "kill $k: node-$v (held $c devices), seen from s$obs: $(python3 -c "
 import sys
 v = sorted(float(x) for x in sys.argv[1].split()[1:])

@@ -6,7 +6,9 @@
 # plain TCP 18890+i, admin 18080+i. Everything started is remembered and stopped by stop_all (also on
 # EXIT).
 #
-# Environment: BUILD (build/release), OUT (/tmp/warren-cluster-bench), SCPU (0: servers), LCPU (1: load).
+# Environment: BUILD (build/release), OUT (/tmp/warren-cluster-bench), SCPU (0: servers), LCPU (1: load),
+# GW_IO_THREADS and GW_SCHED_THREADS (1 each), ADMIN_THREADS (8), CLUSTER_EXTRA (lines added to [cluster],
+# e.g. $'agents = 8').
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 B=${BUILD:-build/release}
@@ -116,6 +118,7 @@ EOF
   if [ "$backend" = local ]; then printf '[backend.local]\nsink = "none"\n' >>"$f"; fi
   if [ "$cluster" = 1 ]; then
     printf '[cluster]\nnode_name = "node-%s"\nnats = "nats://127.0.0.1:%s"\n' "$i" "$(nats_port "$i")" >>"$f"
+    [ -n "${CLUSTER_EXTRA:-}" ] && printf '%s\n' "$CLUSTER_EXTRA" >>"$f"
   fi
   echo "$f"
 }
