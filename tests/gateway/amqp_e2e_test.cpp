@@ -116,25 +116,6 @@ long unacked(const at::broker& b, const std::string& queue) {
   return queue_stat(b, queue, "messages_unacknowledged");
 }
 
-/// The running child at `path` below the gateway's top supervisor, or null (quietly:
-/// a restarting child has no handle for a while).
-caf::actor child(running_gateway& g, const std::vector<std::string>& path) {
-  caf::actor sup = g->top();
-  for (auto& id : path) {
-    if (!sup)
-      return {};
-    auto kids = warren::sup::which_children(g->system(), sup);
-    if (!kids)
-      return {};
-    caf::actor next;
-    for (auto& k : *kids)
-      if (k.id == id)
-        next = k.handle;
-    sup = next;
-  }
-  return sup;
-}
-
 std::string payload_of(uint64_t id) {
   return "reading " + std::to_string(id);
 }

@@ -6,6 +6,7 @@
 #include "cluster_directory.hpp"
 
 #include <warren/cluster/subject.hpp>
+#include <warren/registry.hpp>
 
 #include <set>
 
@@ -150,6 +151,23 @@ TEST_CASE("NATS lost: local devices are served, cross-node delivery is refused (
   CHECK(local.read_line() == "h3");
   CHECK(post_when_reachable(n[0], msg_path("there"), "t3") == 202);
   CHECK(remote.read_line() == "t3");
+}
+
+TEST_CASE("a device's cluster agent stopped: its deliveries go through another agent, not to 404") {
+  three_nodes n;
+  device d{n[0].port()};
+  d.send("agentless\n");
+  REQUIRE(post_when_reachable(n[1], msg_path("agentless"), "first") == 202);
+  REQUIRE(d.read_line() == "first");
+  // Stop node-1's agent for this device (terminate_child: it stays stopped).
+  auto& dir = *n[1]->cluster();
+  auto own = std::hash<std::string_view>{}("agentless") % dir.agents();
+  auto cluster_sup = child(n[1], {"cluster"});
+  REQUIRE(cluster_sup);
+  REQUIRE(!warren::sup::terminate_child(n[1]->system(), cluster_sup, "agent-" + std::to_string(own)));
+  CHECK(!warren::whereis(n[1]->system(), gw::cluster_directory::agent_name(own)));
+  CHECK(post(n[1], msg_path("agentless"), "second") == 202);
+  CHECK(d.read_line() == "second");
 }
 
 TEST_CASE("malformed messages on warren subjects are dropped and counted; nothing else changes") {

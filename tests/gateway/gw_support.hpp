@@ -12,6 +12,7 @@
 
 #include <warren/log.hpp>
 #include <warren/net/codec/frame.hpp>
+#include <warren/supervisor.hpp>
 
 #include <asio.hpp>
 #include <asio/ssl.hpp>
@@ -296,6 +297,25 @@ private:
   bool closed_ = false;
   asio::error_code close_ec_;
 };
+
+/// The running child at `path` below the gateway's top supervisor, or null (quietly:
+/// a restarting child has no handle for a while).
+inline caf::actor child(running_gateway& g, const std::vector<std::string>& path) {
+  caf::actor sup = g->top();
+  for (auto& id : path) {
+    if (!sup)
+      return {};
+    auto kids = warren::sup::which_children(g->system(), sup);
+    if (!kids)
+      return {};
+    caf::actor next;
+    for (auto& k : *kids)
+      if (k.id == id)
+        next = k.handle;
+    sup = next;
+  }
+  return sup;
+}
 
 /// Starts the warren-gateway binary `bin` with config `conf`, writing its ports to
 /// `ports_file`; returns its pid once that file exists (REQUIREd within 30 s).

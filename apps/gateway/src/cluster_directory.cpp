@@ -285,7 +285,9 @@ private:
 cluster_directory::cluster_directory(cluster_config cfg, session_registry& registry)
   : cfg_(std::move(cfg)), registry_(&registry), bad_log_(std::chrono::seconds(10)) {
   node_ = std::make_unique<cluster::node>(cfg_.nats);
-  agents_ = cfg_.agents == 0 ? 2 : std::min<std::size_t>(cfg_.agents, 64);
+  auto agents = cfg_.agents == 0 ? 2 : std::min<std::size_t>(cfg_.agents, 64);
+  for (std::size_t i = 0; i < agents; ++i)
+    agent_names_.push_back(agent_name(i));
   dev_prefix_ = cfg_.nats.prefix + ".dev";
   conn_prefix_ = cfg_.nats.prefix + ".conn";
   dev_target_ = {&cluster_directory::on_device, this};
@@ -365,7 +367,14 @@ caf::actor cluster_directory::agent_for(std::string_view id) const {
   auto sys = sys_.load();
   if (!sys)
     return {};
-  return whereis(*sys, agent_name(std::hash<std::string_view>{}(id) % agents_));
+  // One device's requests go through one agent, so they stay in order on the way;
+  // while that one restarts, the next running one takes them rather than none (which
+  // would read as "connected nowhere": 404, dead-letter).
+  auto first = std::hash<std::string_view>{}(id) % agent_names_.size();
+  for (std::size_t k = 0; k < agent_names_.size(); ++k)
+    if (auto a = whereis(*sys, agent_names_[(first + k) % agent_names_.size()]))
+      return a;
+  return {};
 }
 
 wire::claim_key cluster_directory::claim(std::string_view conn_id, int64_t since_us) const {
@@ -490,10 +499,10 @@ std::map<std::string, cluster_directory::peer> cluster_directory::peers_view() c
 
 child_spec cluster_directory::supervisor_child() {
   std::vector<child_spec> children;
-  for (std::size_t i = 0; i < agents_; ++i) {
+  for (std::size_t i = 0; i < agent_names_.size(); ++i) {
     child_spec c;
     c.id = "agent-" + std::to_string(i);
-    c.name = agent_name(i);
+    c.name = agent_names_[i];
     c.start = spawn_fn<cluster_agent>(this, static_cast<uint32_t>(i));
     children.push_back(std::move(c));
   }

@@ -111,10 +111,10 @@ public:
   std::string subject(backend::address_kind kind, std::string_view id) const;
   cluster::subscription subscribe(backend::address_kind kind, std::string_view id);
 
-  /// The agent that sends requests for `id` (always the same one), or a null handle
-  /// while it restarts.
+  /// The agent that sends requests for `id` (always the same one; while it restarts,
+  /// the next running one), or a null handle when none runs.
   caf::actor agent_for(std::string_view id) const;
-  std::size_t agents() const { return agents_; }
+  std::size_t agents() const { return agent_names_.size(); }
   static std::string agent_name(std::size_t i);
 
   /// A claim by this node for connection `conn_id`, made now.
@@ -160,7 +160,7 @@ private:
   session_registry* registry_; ///< owns us (no shared_ptr: that would be a cycle)
   std::unique_ptr<cluster::node> node_;
   std::atomic<caf::actor_system*> sys_{nullptr};
-  std::size_t agents_ = 2;
+  std::vector<std::string> agent_names_; ///< "warren.cluster.agent.<i>", built once
   std::string dev_prefix_, conn_prefix_;
   cluster::sub_target dev_target_, conn_target_;
   cluster::sub_target node_targets_[3]; ///< heartbeat, info, connections
