@@ -43,7 +43,7 @@ struct names::core {
   log_limit bad_log{std::chrono::seconds(10)};
   const sub_target* target = nullptr;
   mutable std::shared_mutex mtx;
-  std::unordered_map<std::string, caf::actor> held; ///< subscribed names, for whereis()
+  std::unordered_map<std::string, caf::actor> held; ///< registered names, for whereis()
 
   caf::timespan timeout() const {
     return opts.request_timeout > caf::timespan{0} ? opts.request_timeout : nd->opts().request_timeout;
@@ -353,10 +353,6 @@ private:
           return release(
               r.name, make_error(cluster_errc::cluster_unavailable, "NATS refused the subscription"), false);
         e.ph = phase::settling;
-        {
-          std::unique_lock<std::shared_mutex> guard{core_->mtx};
-          core_->held[r.name] = e.who;
-        }
         delayed_send(this, core_->opts.claim_settle, verify_atom::value, r.name, e.key_text);
         return;
       case req_kind::verify:
@@ -367,6 +363,10 @@ private:
                          false);
         // Free, or no answer: we hold it (a silent holder verifies after it is back).
         e.ph = phase::owned;
+        {
+          std::unique_lock<std::shared_mutex> guard{core_->mtx};
+          core_->held[r.name] = e.who;
+        }
         e.rp.deliver(caf::unit);
         return;
       case req_kind::reverify:
@@ -398,7 +398,7 @@ private:
 
   void forward(const std::string& name, caf::message& msg) {
     bool is_request = current_mailbox_element()->mid.is_request();
-    if (auto i = entries_.find(name); i != entries_.end() && i->second.ph != phase::asking) {
+    if (auto i = entries_.find(name); i != entries_.end() && i->second.ph == phase::owned) {
       // Held here: in-process, no NATS hop.
       if (is_request)
         delegate(i->second.who, std::move(msg));
@@ -488,8 +488,10 @@ private:
     if (call && m.reply().empty())
       return core_->bad_input("a call without a reply subject", m);
     auto i = entries_.find(*name);
-    if (i == entries_.end() || i->second.ph == phase::asking) {
-      header hs[1] = {{wire::status, "no_such_name"}}; // released just now
+    if (i == entries_.end() || i->second.ph != phase::owned) {
+      // Released just now, or not registered yet: until its verification settles a
+      // name takes no calls, so two claimants never both serve one.
+      header hs[1] = {{wire::status, "no_such_name"}};
       core_->reply(m, hs);
       return;
     }

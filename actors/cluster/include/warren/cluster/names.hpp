@@ -10,11 +10,13 @@
 // The owner node subscribes `<prefix>.name.<token>`; NATS's interest is the directory,
 // so a name whose node died (its connection gone) has no responders: no_such_name.
 // Conflicts follow the gateway's claim protocol (docs/cluster.md, "Claims") with the
-// opposite winner: the OLDEST claim keeps a name (first registration wins). A name
-// lost later (two registrations at once that a verification after `claim_settle`
-// settles, a netsplit that healed, this node's NATS link back) is released here and its
-// actor receives (name_lost_atom, std::string name); the actor is not killed (OTP's
-// global kills one by default: in C++ the owner decides, e.g. by exiting).
+// opposite winner: the OLDEST claim keeps a name (first registration wins). Two
+// registrations at once are settled by a verification `claim_settle` after subscribing,
+// before register_name answers (and before the name takes calls). A name lost later (a
+// split that healed, found when this node's NATS link comes back or at verify_interval)
+// is released here and its actor receives (name_lost_atom, std::string name); the actor
+// is not killed (OTP's global kills one by default: in C++ the owner decides, e.g. by
+// exiting).
 //
 // Messages and replies cross nodes as caf::binary_serializer bytes: every type in them
 // needs inspect() and a name registered with add_message_type<T>("name") in every
