@@ -110,6 +110,32 @@ TEST_CASE("admin API: healthz, connections, tree, metrics, send") {
   CHECK(metrics->body.find("warren_listener_accepted_total{listener=\"tls\"} 1\n") != std::string::npos);
 }
 
+TEST_CASE("admin API: a message the device's connection cannot carry is 422, and the connection stays") {
+  auto cfg = test_config();
+  cfg.listeners[0].session.identify = gw::identify_mode::first_message;
+  running_gateway g{std::move(cfg)};
+  device d{g.port()};
+  d.send("line-dev\n");
+  REQUIRE(eventually([&] { return g->registry()->devices() == 1; }));
+  auto cli = g.http();
+  auto max_frame = g->cfg().listeners[0].net.max_frame;
+  for (auto& [what, body] : std::vector<std::pair<std::string, std::string>>{
+           {"a line with LF", "two\nlines"}, {"over max_frame", std::string(max_frame + 1, 'x')}}) {
+    INFO(what);
+    auto res = cli.Post("/v1/devices/line-dev/messages", body, "application/octet-stream");
+    REQUIRE(res);
+    CHECK(res->status == 422);
+    CHECK(json::parse(res->body)["error"].get<std::string>().find("cannot be encoded") != std::string::npos);
+  }
+  // Exactly max_frame still goes, on the same connection.
+  auto ok =
+      cli.Post("/v1/devices/line-dev/messages", std::string(max_frame, 'y'), "application/octet-stream");
+  REQUIRE(ok);
+  CHECK(ok->status == 202);
+  CHECK(d.read_line() == std::string(max_frame, 'y'));
+  CHECK(g->metrics()->undeliverable.load() == 2);
+}
+
 TEST_CASE("openssl s_client connects with the development certificate and a message flows") {
   if (std::system("command -v openssl >/dev/null 2>&1") != 0) {
     MESSAGE("skipped: no openssl binary");

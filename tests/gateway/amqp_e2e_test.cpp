@@ -328,6 +328,15 @@ TEST_CASE("amqp-publish -> device: PUSHes in to_device_seq order; an absent devi
   CHECK(dead->str("device_id") == "nobody");
   CHECK(cl.count(n.to_device()) == 0);
   CHECK(eventually([&] { return unacked(b, n.to_device()) == 0; }, 30000ms));
+  // Longer than the device's max_frame: bad_message, dead-lettered at once (requeued,
+  // it would come back forever).
+  auto too_big = std::string(g->cfg().listeners[0].net.max_frame + 1, 'x');
+  cl.publish(n.to_device(), too_big, {{"device_id", std::string{"dev-2"}}});
+  REQUIRE(at::eventually([&] { return cl.count(n.dead_letter()) == 1; }));
+  auto refused = cl.get(n.dead_letter());
+  REQUIRE(refused);
+  CHECK(refused->body == too_big);
+  CHECK(eventually([&] { return queue_stat(b, n.to_device(), "messages") == 0; }, 30000ms));
   d.poll(50ms);
   CHECK(d.pushes.size() == m); // nothing else reached the device
 }
@@ -663,6 +672,8 @@ TEST_CASE("amqp in a cluster: a message for a device on another node goes over N
     ++copies;
   }
   CHECK(copies >= 1);
+  // m12's answer may have come late too (then it is offered again): settled first.
+  REQUIRE(eventually([&] { return queue_stat(b, n.to_device(), "messages") == 0; }, 30000ms));
   CHECK(cl.count(n.dead_letter()) == 1);
 
   // The owner dies with a request in flight: requeued (no answer), then dead-lettered

@@ -198,10 +198,16 @@ TEST_CASE("malformed messages on warren subjects are dropped and counted; nothin
   CHECK(raw.publish(subject, {}, std::vector<h>{{"Warren-Op", "deliver"}}, "no reply subject"));
   CHECK(raw.publish("warren.dev.bad~ZZtoken", "_INBOX.intruder.2", std::vector<h>{{"Warren-Op", "deliver"}},
                     "x"));
-  CHECK(raw.publish(subject, "_INBOX.intruder.3", std::vector<h>{{"Warren-Op", "deliver"}},
-                    std::string(512 * 1024, 'x'))); // big, but a valid delivery
   CHECK(eventually([&] { return n[0]->cluster()->counters().bad_input.load() >= before + 6; }));
-  REQUIRE(d.read_line() == std::string(512 * 1024, 'x'));
+  // Oversize for the device (a valid NATS message, over the listener's max_frame): refused
+  // by the session, bad_message (422 through the admin API of another node).
+  auto undeliverable = n[0]->metrics()->undeliverable.load();
+  CHECK(raw.publish(subject, "_INBOX.intruder.3", std::vector<h>{{"Warren-Op", "deliver"}},
+                    std::string(512 * 1024, 'x')));
+  CHECK(eventually([&] { return n[0]->metrics()->undeliverable.load() == undeliverable + 1; }));
+  CHECK(post(n[2], msg_path("victim"), std::string(n[0]->cfg().listeners[0].net.max_frame + 1, 'x')) == 422);
+  CHECK(post(n[2], msg_path("victim"), "two\nlines") == 422);
+  CHECK(n[2]->cluster()->counters().refused_out.load() == 2);
   // The heartbeat subject too.
   CHECK(raw.publish("warren.nodes.heartbeat", {}, {}, "{not json"));
   CHECK(raw.publish("warren.nodes.heartbeat", {}, {}, R"({"node": 5})"));

@@ -375,11 +375,22 @@ private:
             },
             [this, generation, tag, kind, target](caf::error& err) {
               // No session anywhere (no node of the cluster has it), or the local one
-              // is gone and there is no cluster to look further: dead-letter it. Any
-              // other failure (closing, a cluster outage, no answer in time) requeues:
-              // it may not have been delivered.
-              if (backend::backend_error(err) == backend::backend_errc::no_such_device || !router_ ||
-                  !router_->route(kind, target)) {
+              // is gone and there is no cluster to look further, or the device's
+              // connection cannot carry it (bad_message: over max_frame, LF in a
+              // line; no retry changes that): dead-letter it. Any other failure
+              // (closing, a cluster outage, no answer in time) requeues: it may not
+              // have been delivered.
+              auto code = backend::backend_error(err);
+              if (code == backend::backend_errc::no_such_device ||
+                  code == backend::backend_errc::bad_message || !router_ || !router_->route(kind, target)) {
+                if (code == backend::backend_errc::bad_message) {
+                  static warren::log_limit limit;
+                  if (uint64_t held = 0; limit.allow(held))
+                    log().warn(
+                        "amqp consumer-{}: dead-lettering a message {} {}'s connection cannot carry: {} "
+                        "({} more since the last report)",
+                        index_, backend::to_string(kind), target, to_string(err), held);
+                }
                 if (stats_)
                   stats_->dead_lettered.fetch_add(1, std::memory_order_relaxed);
                 io_->post(command{command::reject, generation, tag});

@@ -123,6 +123,12 @@ private:
                 status = 504;
                 body = {{"error", "not delivered: the node that holds it did not answer in time"},
                         {to_string(kind) + "_id", target}};
+              } else if (code == backend_errc::bad_message) {
+                status = 422;
+                body = {{"error",
+                         "not queued: the message cannot be encoded for the device's connection (longer "
+                         "than its listener's max_frame, or a line containing LF)"},
+                        {to_string(kind) + "_id", target}};
               } else if (code) {
                 status = 409;
                 body = {{"error",

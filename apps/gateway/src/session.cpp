@@ -350,7 +350,10 @@ private:
     report_out(ctx);
     if (!ok)
       env().metrics->undeliverable.fetch_add(1, std::memory_order_relaxed);
-    cluster::header hs[1] = {{wire::status, ok ? "delivered" : "closing"}};
+    cluster::header hs[1] = {{wire::status, ok ? "delivered"
+                                            : refusal(ctx) == backend::backend_errc::bad_message
+                                                ? "bad_message"
+                                                : "closing"}};
     env().cluster->reply(reply, hs);
   }
 
@@ -420,18 +423,27 @@ private:
     unreported_out_ = 0;
   }
 
-  // ctx.send() refuses a message when the connection is closing or the message
-  // cannot be encoded (a line with LF, a PUSH over max_frame): either way not queued.
-  void reply(caf::response_promise& rp, bool ok) {
+  /// Why a message was not queued: the connection is closing (or yielded to a newer
+  /// claim), or ctx.send() could not encode it (a line with LF, a payload over
+  /// max_frame), which no retry changes.
+  backend::backend_errc refusal(const net::connection_context& ctx) const {
+    return closing_ || ctx.closing() ? backend::backend_errc::closing : backend::backend_errc::bad_message;
+  }
+
+  void reply(net::connection_context& ctx, caf::response_promise& rp, bool ok) {
     if (!ok)
       env().metrics->undeliverable.fetch_add(1, std::memory_order_relaxed);
     if (!rp.pending())
       return;
-    if (ok)
+    if (ok) {
       rp.deliver(backend::delivered_atom::value);
-    else
-      rp.deliver(backend::make_error(backend::backend_errc::closing,
-                                     "not queued to connection " + std::string{id()}));
+      return;
+    }
+    auto why = refusal(ctx);
+    rp.deliver(backend::make_error(why, why == backend::backend_errc::closing
+                                            ? "not queued: connection " + std::string{id()} + " is closing"
+                                            : "not queued: the message cannot be encoded for connection " +
+                                                  std::string{id()} + " (max_frame, or LF in a line)"));
   }
 
   void on_deliver(net::connection_context& ctx, backend::to_device_message& m) {
@@ -441,7 +453,7 @@ private:
     if (held)
       after_hold(ctx);
     report_out(ctx); // before the answer: a requester that got it sees the figures
-    reply(rp, ok);
+    reply(ctx, rp, ok);
   }
 
   /// One pass over a one-way batch: every message queued (or held) in order, the

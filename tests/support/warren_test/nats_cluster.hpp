@@ -361,7 +361,12 @@ public:
   bool frozen(size_t i) const { return at(i).frozen; }
   bool isolated(size_t i) const { return at(i).isolated; }
   const std::filesystem::path& dir() const noexcept { return dir_; }
-  std::filesystem::path server_dir(size_t i) const { return dir_ / ("s" + std::to_string(i)); }
+  std::filesystem::path server_dir(size_t i) const {
+    // Appended, not "s" + to_string(i): GCC 12 at -O3 reports a false -Wrestrict there.
+    std::string name = "s";
+    name += std::to_string(i);
+    return dir_ / name;
+  }
 
   /// Polls until server i's client port answers with an INFO line; false at the timeout
   /// or when the server is not running (or exited meanwhile).

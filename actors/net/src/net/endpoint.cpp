@@ -900,18 +900,19 @@ public:
 
   // -- connection_context -------------------------------------------------------
 
+  bool closing() const override { return done_ || closing_; }
+
   bool send(std::string_view frame) override {
     if (done_ || closing_)
       return false;
     if (out_.capacity() < 64) // one allocation per batch, not a doubling series
       out_.reserve(std::clamp<std::size_t>(last_flush_ * 2, 256, 64 * 1024));
-    if (codec_ == codec_kind::frame) {
-      if (frame.size() > st_->opts.max_frame || frame.size() > std::numeric_limits<uint32_t>::max())
-        return false;
-      codec::encode_push(out_, frames_out_ + 1, frame);
-    } else if (!codec::encode_line(out_, frame)) {
+    if (frame.size() > st_->opts.max_frame || frame.size() > std::numeric_limits<uint32_t>::max())
       return false;
-    }
+    if (codec_ == codec_kind::frame)
+      codec::encode_push(out_, frames_out_ + 1, frame);
+    else if (!codec::encode_line(out_, frame))
+      return false;
     ++frames_out_;
     bump(st_->c.frames_out);
     std::size_t queued = out_.size() + io_->unwritten.load(std::memory_order_relaxed);

@@ -41,10 +41,13 @@ class connection_context {
 public:
   virtual ~connection_context() = default;
   /// Queues one message. codec line: payload + LF; codec frame: a PUSH frame with id
-  /// frames_out() + 1. False if it cannot be encoded (a line containing LF, a PUSH
-  /// payload over max_frame) or the connection is closing. May close the connection
-  /// with reason overflow when the outbound queue passes its high watermark.
+  /// frames_out() + 1. False if it cannot be encoded (a line containing LF, a payload
+  /// over max_frame: the device's decoder would refuse it) or the connection is closing. May close the
+  /// connection with reason overflow when the outbound queue passes its high watermark.
   virtual bool send(std::string_view frame) = 0;
+  /// True once the connection is closing or closed: send() refuses everything from
+  /// then on. A refusal while this is false means that message cannot be encoded.
+  virtual bool closing() const { return false; }
   /// Closes after the queued output is written (and, over TLS, a close_notify). An
   /// empty reason is a normal exit.
   virtual void close(caf::error reason = {}) = 0;
