@@ -15,11 +15,6 @@
 
 namespace warren::gateway {
 
-int64_t unix_us() {
-  using namespace std::chrono;
-  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 namespace {
 
 using json = nlohmann::json;

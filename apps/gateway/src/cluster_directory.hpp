@@ -172,6 +172,6 @@ private:
   log_limit bad_log_;
 };
 
-int64_t unix_us();
+using cluster::unix_us;
 
 } // namespace warren::gateway

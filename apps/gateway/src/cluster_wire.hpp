@@ -15,11 +15,7 @@
 //   warren.nodes.connections scatter-gather: every node replies with its sessions
 #pragma once
 
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <tuple>
+#include <warren/cluster/claim.hpp>
 
 namespace warren::gateway::wire {
 
@@ -31,24 +27,11 @@ inline constexpr const char* status = "Warren-Status";
 inline constexpr const char* next_seq = "Warren-Next-Seq";
 inline constexpr const char* error = "Warren-Error";
 
-/// Who holds a device since when. Claims are ordered (since, node, connection): the
-/// greater one is newer, and the newest claim owns the device (docs/cluster.md).
-struct claim_key {
-  int64_t since_us = 0; ///< Unix time of the claim, microseconds
-  std::string node;
-  std::string connection_id;
-
-  auto tie() const { return std::tie(since_us, node, connection_id); }
-  friend bool operator<(const claim_key& a, const claim_key& b) { return a.tie() < b.tie(); }
-  friend bool operator==(const claim_key& a, const claim_key& b) { return a.tie() == b.tie(); }
-};
-
-/// "<since_us>;<node>;<connection id>"
-std::string to_string(const claim_key& k);
-/// Nothing for text that to_string cannot have made.
-std::optional<claim_key> parse_claim(std::string_view text);
-
-/// A decimal uint64 and nothing else.
-std::optional<uint64_t> parse_u64(std::string_view text);
+// Claims (docs/cluster.md, "Claims"): warren::cluster's, where the id is the
+// connection id and the newest claim owns the device.
+using cluster::claim_key;
+using cluster::parse_claim;
+using cluster::parse_u64;
+using cluster::to_string;
 
 } // namespace warren::gateway::wire
