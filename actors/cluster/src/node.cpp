@@ -250,6 +250,7 @@ void node::start() {
   check(natsOptions_SetTimeout(o, ms(opts_.connect_timeout)), "timeout");
   check(natsOptions_SetPingInterval(o, ms(opts_.ping_interval)), "ping interval");
   check(natsOptions_SetMaxPingsOut(o, opts_.max_pings_out), "max pings out");
+  check(natsOptions_SetSendAsap(o, opts_.send_asap), "send asap");
   check(natsOptions_SetMaxReconnect(o, -1), "max reconnect"); // forever
   check(natsOptions_SetCustomReconnectDelay(
             o,

@@ -312,6 +312,7 @@ config parse_config(std::string_view text, std::string_view source) {
     s.get_duration("request_timeout", k.nats.request_timeout);
     s.get_duration("ping_interval", k.nats.ping_interval);
     s.get_int("max_pings_out", k.nats.max_pings_out);
+    s.get("send_asap", k.nats.send_asap);
     s.get_duration("reconnect_wait", k.nats.reconnect_wait);
     s.get_duration("reconnect_wait_max", k.nats.reconnect_wait_max);
     s.get_duration("claim_settle", k.claim_settle);

@@ -38,6 +38,10 @@ struct options {
   /// ping_interval * (max_pings_out + 1)).
   caf::timespan ping_interval = std::chrono::seconds(1);
   int max_pings_out = 2;
+  /// Every publish is written to the socket at once by the publishing thread. false:
+  /// libnats's flusher thread writes what accumulated, after sleeping 1 ms each time, which
+  /// batches more under load but adds about 1 ms to every request and reply.
+  bool send_asap = true;
   /// Reconnect backoff: the first wait, doubled after each failed attempt up to the
   /// maximum, each with up to 50% random jitter.
   caf::timespan reconnect_wait = std::chrono::milliseconds(100);
