@@ -1,15 +1,15 @@
 // Throwaway helpers for the NATS measurements (not part of the repository).
 #pragma once
-#include <warren_test/nats_cluster.hpp>
-#include <nats/nats.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <string>
-#include <vector>
+#include <nats/nats.h>
 #include <signal.h>
+#include <string>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
+#include <warren_test/nats_cluster.hpp>
 
 using namespace std::chrono_literals;
 using sclock = std::chrono::steady_clock;
@@ -18,18 +18,30 @@ inline double ms_since(sclock::time_point t0) {
   return std::chrono::duration<double, std::milli>(sclock::now() - t0).count();
 }
 inline double pct(std::vector<double> v, double p) {
-  if (v.empty()) return -1;
+  if (v.empty())
+    return -1;
   std::sort(v.begin(), v.end());
   size_t k = static_cast<size_t>(p / 100.0 * (v.size() - 1) + 0.5);
   return v[std::min(k, v.size() - 1)];
 }
 inline void summary(const char* what, const std::vector<double>& v, const char* unit = "ms") {
-  if (v.empty()) { std::printf("%-60s n=0\n", what); return; }
+  if (v.empty()) {
+    std::printf("%-60s n=0\n", what);
+    return;
+  }
   std::printf("%-60s n=%zu p50=%.3f p99=%.3f min=%.3f max=%.3f %s\n", what, v.size(), pct(v, 50), pct(v, 99),
               *std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end()), unit);
   std::fflush(stdout);
 }
-#define CHECK_NATS(x) do { natsStatus s_ = (x); if (s_ != NATS_OK) { std::fprintf(stderr, "%s:%d %s -> %s %s\n", __FILE__, __LINE__, #x, natsStatus_GetText(s_), nats_GetLastError(nullptr) ? nats_GetLastError(nullptr) : ""); std::exit(2);} } while (0)
+#define CHECK_NATS(x)                                                                                        \
+  do {                                                                                                       \
+    natsStatus s_ = (x);                                                                                     \
+    if (s_ != NATS_OK) {                                                                                     \
+      std::fprintf(stderr, "%s:%d %s -> %s %s\n", __FILE__, __LINE__, #x, natsStatus_GetText(s_),            \
+                   nats_GetLastError(nullptr) ? nats_GetLastError(nullptr) : "");                            \
+      std::exit(2);                                                                                          \
+    }                                                                                                        \
+  } while (0)
 
 inline natsConnection* connect_simple(const std::string& url, bool reconnect = false, bool asap = true) {
   natsOptions* o = nullptr;
@@ -48,7 +60,8 @@ inline natsConnection* connect_simple(const std::string& url, bool reconnect = f
 inline natsStatus request_once(natsConnection* nc, const char* subj, int64_t timeout_ms) {
   natsMsg* reply = nullptr;
   natsStatus s = natsConnection_RequestString(&reply, nc, subj, "ping", timeout_ms);
-  if (reply) natsMsg_Destroy(reply);
+  if (reply)
+    natsMsg_Destroy(reply);
   return s;
 }
 
@@ -63,30 +76,41 @@ struct child {
     while (sclock::now() < deadline) {
       pollfd p{out, POLLIN, 0};
       if (::poll(&p, 1, 50) == 1) {
-        if (::read(out, &c, 1) != 1) return false;
-        if (c == '\n') { if (got == want) return true; got.clear(); } else got += c;
+        if (::read(out, &c, 1) != 1)
+          return false;
+        if (c == '\n') {
+          if (got == want)
+            return true;
+          got.clear();
+        } else
+          got += c;
       }
     }
     return false;
   }
   void reap() {
-    if (pid <= 0) return;
+    if (pid <= 0)
+      return;
     ::kill(pid, SIGCONT);
     ::kill(pid, SIGKILL);
-    int st; ::waitpid(pid, &st, 0);
+    int st;
+    ::waitpid(pid, &st, 0);
     pid = -1;
-    if (out >= 0) ::close(out);
+    if (out >= 0)
+      ::close(out);
     out = -1;
   }
   ~child() { reap(); }
 };
 inline void spawn_child(child& c, std::vector<std::string> args) {
   int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) std::exit(3);
+  if (::pipe2(p, O_CLOEXEC) != 0)
+    std::exit(3);
   std::vector<char*> argv;
   std::string self = "/proc/self/exe";
   argv.push_back(self.data());
-  for (auto& a : args) argv.push_back(a.data());
+  for (auto& a : args)
+    argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -103,20 +127,24 @@ inline long vmrss_kb(pid_t pid) {
   std::ifstream in{pid == 0 ? std::string("/proc/self/status") : "/proc/" + std::to_string(pid) + "/status"};
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+    if (line.rfind("VmRSS:", 0) == 0)
+      return std::atol(line.c_str() + 6);
   return -1;
 }
 
-#include <mutex>
 #include <array>
-#include <map>
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <thread>
 
 /// Fires a request every `period` at `subject` (async: publish with reply
 /// "<prefix>.<seq>" on a wildcard inbox subscription) and records what comes back.
 struct poller {
-  struct rec { sclock::time_point sent, got; int outcome = 0; }; // 0 none, 1 reply, 2 no responders
+  struct rec {
+    sclock::time_point sent, got;
+    int outcome = 0;
+  }; // 0 none, 1 reply, 2 no responders
   natsConnection* nc = nullptr;
   natsSubscription* sub = nullptr;
   std::string prefix, subject;
@@ -132,7 +160,11 @@ struct poller {
     natsSubscription_SetPendingLimits(sub, -1, -1);
     CHECK_NATS(natsConnection_Flush(nc));
   }
-  ~poller() { stop(); natsSubscription_Unsubscribe(sub); natsSubscription_Destroy(sub); }
+  ~poller() {
+    stop();
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+  }
 
   static void on_msg(natsConnection*, natsSubscription*, natsMsg* m, void* cl) {
     auto* p = static_cast<poller*>(cl);
@@ -152,7 +184,11 @@ struct poller {
   void start(const std::string& subj, std::chrono::microseconds period) {
     stop();
     subject = subj;
-    { std::lock_guard<std::mutex> l{mtx}; recs.clear(); recs.reserve(200000); }
+    {
+      std::lock_guard<std::mutex> l{mtx};
+      recs.clear();
+      recs.reserve(200000);
+    }
     running = true;
     th = std::thread{[this, period] {
       auto next = sclock::now();
@@ -170,7 +206,11 @@ struct poller {
       }
     }};
   }
-  void stop() { running = false; if (th.joinable()) th.join(); }
+  void stop() {
+    running = false;
+    if (th.joinable())
+      th.join();
+  }
   /// Time (ms after t) of the first outcome `want` among requests sent at or after t, or -1.
   double first(int want, sclock::time_point t) {
     std::lock_guard<std::mutex> l{mtx};
@@ -178,7 +218,8 @@ struct poller {
     for (auto& r : recs)
       if (r.sent >= t && r.outcome == want) {
         double d = std::chrono::duration<double, std::milli>(r.got - t).count();
-        if (best < 0 || d < best) best = d;
+        if (best < 0 || d < best)
+          best = d;
       }
     return best;
   }
@@ -187,7 +228,8 @@ struct poller {
     auto deadline = sclock::now() + timeout;
     while (sclock::now() < deadline) {
       double d = first(want, t);
-      if (d >= 0) return d;
+      if (d >= 0)
+        return d;
       std::this_thread::sleep_for(1ms);
     }
     return -1;
@@ -197,7 +239,8 @@ struct poller {
     std::lock_guard<std::mutex> l{mtx};
     std::array<int, 3> c{0, 0, 0};
     for (auto& r : recs)
-      if (r.sent >= from && r.sent < to) ++c[r.outcome];
+      if (r.sent >= from && r.sent < to)
+        ++c[r.outcome];
     return c;
   }
 };

@@ -1,18 +1,21 @@
 // Throwaway NATS engine measurements for docs/cluster-engine-measurements.md.
 //   ./engine a|b|c|d|e|f|g
 #include "common.hpp"
-#include <semaphore>
 #include <iostream>
 #include <regex>
+#include <semaphore>
 
 using warren_test::nats_cluster;
 using warren_test::nats_server_options;
 
 static void on_echo(natsConnection* nc, natsSubscription*, natsMsg* m, void*) {
-  if (natsMsg_GetReply(m)) natsConnection_Publish(nc, natsMsg_GetReply(m), natsMsg_GetData(m), natsMsg_GetDataLength(m));
+  if (natsMsg_GetReply(m))
+    natsConnection_Publish(nc, natsMsg_GetReply(m), natsMsg_GetData(m), natsMsg_GetDataLength(m));
   natsMsg_Destroy(m);
 }
-static void on_drop(natsConnection*, natsSubscription*, natsMsg* m, void*) { natsMsg_Destroy(m); }
+static void on_drop(natsConnection*, natsSubscription*, natsMsg* m, void*) {
+  natsMsg_Destroy(m);
+}
 
 // ---- children -------------------------------------------------------------------
 // sub URL SUBJ NAME HB : replies on SUBJ, also subscribes HB ("-" = none), no reconnect
@@ -27,7 +30,8 @@ static int child_sub(char** a) {
   CHECK_NATS(natsConnection_Connect(&nc, o));
   natsSubscription *s1 = nullptr, *s2 = nullptr;
   CHECK_NATS(natsConnection_Subscribe(&s1, nc, a[1], on_echo, nullptr));
-  if (std::string(a[3]) != "-") CHECK_NATS(natsConnection_Subscribe(&s2, nc, a[3], on_drop, nullptr));
+  if (std::string(a[3]) != "-")
+    CHECK_NATS(natsConnection_Subscribe(&s2, nc, a[3], on_drop, nullptr));
   CHECK_NATS(natsConnection_Flush(nc));
   std::printf("READY\n");
   std::fflush(stdout);
@@ -55,14 +59,15 @@ static int child_echo(char** a) {
 static bool wait_reply(natsConnection* nc, const std::string& subj, std::chrono::milliseconds timeout) {
   auto deadline = sclock::now() + timeout;
   while (sclock::now() < deadline) {
-    if (request_once(nc, subj.c_str(), 200) == NATS_OK) return true;
+    if (request_once(nc, subj.c_str(), 200) == NATS_OK)
+      return true;
     std::this_thread::sleep_for(1ms);
   }
   return false;
 }
 
-static bool start_sub_child(child& ch, nats_cluster& c, size_t srv, const std::string& subj, const std::string& name,
-                            const std::string& hb, natsConnection* requester) {
+static bool start_sub_child(child& ch, nats_cluster& c, size_t srv, const std::string& subj,
+                            const std::string& name, const std::string& hb, natsConnection* requester) {
   spawn_child(ch, {"sub", c.url(srv), subj, name, hb});
   return ch.wait_line("READY", 5s) && wait_reply(requester, subj, 5s);
 }
@@ -71,13 +76,15 @@ static bool start_sub_child(child& ch, nats_cluster& c, size_t srv, const std::s
 static long cid_of(nats_cluster& c, size_t i, const std::string& name) {
   auto j = c.monitor(i, "/connz?limit=100000");
   auto p = j.find("\"" + name + "\"");
-  if (p == std::string::npos) return -1;
+  if (p == std::string::npos)
+    return -1;
   auto q = j.rfind("\"cid\"", p);
   return q == std::string::npos ? -1 : std::atol(j.c_str() + j.find(':', q) + 1);
 }
 static bool has_conn(nats_cluster& c, size_t i, const std::string& name) {
   auto j = c.monitor(i, "/connz?limit=100000", 1000ms);
-  if (j.empty()) return true; // unknown: treat as still there
+  if (j.empty())
+    return true; // unknown: treat as still there
   return j.find("\"" + name + "\"") != std::string::npos;
 }
 
@@ -91,7 +98,10 @@ static void bench_a() {
     for (int k = 0; k < 10; ++k) {
       std::string subj = "a.sub." + std::to_string(period.count()) + "." + std::to_string(k);
       child ch;
-      if (!start_sub_child(ch, c, 0, subj, "a-child", "-", req)) { std::printf("child not reachable\n"); continue; }
+      if (!start_sub_child(ch, c, 0, subj, "a-child", "-", req)) {
+        std::printf("child not reachable\n");
+        continue;
+      }
       poller p{req};
       p.start(subj, period);
       std::this_thread::sleep_for(50ms);
@@ -106,12 +116,15 @@ static void bench_a() {
       p.stop();
       auto cnt = p.counts(t, t + std::chrono::microseconds(static_cast<long>(d * 1000)));
       lost += cnt[0];
-      if (d >= 0) v.push_back(d);
+      if (d >= 0)
+        v.push_back(d);
     }
     std::printf("[a] poll period %ld us\n", static_cast<long>(period.count()));
     summary("  kill -9 -> waitpid returns", vdead);
     summary("  kill -9 -> first no-responders on server 2", v);
-    std::printf("  requests sent after the kill, before the first no-responders, never answered: %d (10 kills)\n", lost);
+    std::printf(
+        "  requests sent after the kill, before the first no-responders, never answered: %d (10 kills)\n",
+        lost);
   }
   natsConnection_Destroy(req);
 }
@@ -119,16 +132,16 @@ static void bench_a() {
 // ---- b: SIGSTOP of a subscribing client -----------------------------------------
 struct b_variant {
   const char* name;
-  bool hb;          // 1/s heartbeat to the frozen client
-  int req_ms;       // async requests to it every req_ms (0 = none while frozen)
-  int flood_kib;    // >0: 100 msgs/s of this size to it (write_deadline path)
+  bool hb;       // 1/s heartbeat to the frozen client
+  int req_ms;    // async requests to it every req_ms (0 = none while frozen)
+  int flood_kib; // >0: 100 msgs/s of this size to it (write_deadline path)
 };
 static void bench_b_cluster(nats_server_options opts, const std::vector<b_variant>& variants, int runs,
                             std::chrono::seconds bound) {
   opts.debug = true;
   nats_cluster c{3, opts};
-  std::printf("[b] server ping_interval %s ping_max %d write_deadline %s %s\n", opts.ping_interval.c_str(), opts.ping_max,
-              opts.write_deadline.c_str(), opts.extra.c_str());
+  std::printf("[b] server ping_interval %s ping_max %d write_deadline %s %s\n", opts.ping_interval.c_str(),
+              opts.ping_max, opts.write_deadline.c_str(), opts.extra.c_str());
   natsConnection* req = connect_simple(c.url(2));
   natsConnection* pub = connect_simple(c.url(1));
   static int serial = 0;
@@ -139,7 +152,10 @@ static void bench_b_cluster(nats_server_options opts, const std::vector<b_varian
       std::string tag = std::to_string(serial++);
       std::string subj = "b.req." + tag, hb = "b.hb." + tag, name = "frozen-b-" + tag;
       child ch;
-      if (!start_sub_child(ch, c, 0, subj, name, hb, req)) { std::printf("child not reachable\n"); continue; }
+      if (!start_sub_child(ch, c, 0, subj, name, hb, req)) {
+        std::printf("child not reachable\n");
+        continue;
+      }
       long cid = cid_of(c, 0, name);
       auto log_before = c.log(0).size();
       std::atomic<bool> stop_hb{false};
@@ -152,54 +168,77 @@ static void bench_b_cluster(nats_server_options opts, const std::vector<b_varian
           while (!stop_hb) {
             natsConnection_Publish(pub, hb.c_str(), payload.data(), static_cast<int>(payload.size()));
             next += period;
-            while (!stop_hb && sclock::now() < next) std::this_thread::sleep_for(std::min<sclock::duration>(next - sclock::now(), 20ms));
+            while (!stop_hb && sclock::now() < next)
+              std::this_thread::sleep_for(std::min<sclock::duration>(next - sclock::now(), 20ms));
           }
         }};
       std::this_thread::sleep_for(1500ms); // steady state
       poller p{req};
       auto t = sclock::now();
       ::kill(ch.pid, SIGSTOP);
-      if (var.req_ms > 0) p.start(subj, std::chrono::milliseconds(var.req_ms));
+      if (var.req_ms > 0)
+        p.start(subj, std::chrono::milliseconds(var.req_ms));
       double drop = -1;
       while (ms_since(t) < std::chrono::duration<double, std::milli>(bound).count()) {
-        if (!has_conn(c, 0, name)) { drop = ms_since(t); break; }
+        if (!has_conn(c, 0, name)) {
+          drop = ms_since(t);
+          break;
+        }
         std::this_thread::sleep_for(20ms);
       }
-      if (var.req_ms == 0) p.start(subj, 5ms); // after the drop (or the bound): are there no responders?
+      if (var.req_ms == 0)
+        p.start(subj, 5ms); // after the drop (or the bound): are there no responders?
       double nr = p.wait_first(2, t, 3s);
       p.stop();
       auto cnt = p.counts(t, sclock::now());
       stop_hb = true;
-      if (hb_thread.joinable()) hb_thread.join();
+      if (hb_thread.joinable())
+        hb_thread.join();
       auto lg = c.log(0).substr(log_before);
       std::string cidtag = "cid:" + std::to_string(cid) + " - ";
       int dl = 0, stl = 0, sl = 0;
       std::istringstream ls{lg};
       std::string line;
       while (std::getline(ls, line)) {
-        if (line.find(cidtag) == std::string::npos) continue;
-        if (line.find("Delaying PING") != std::string::npos) ++dl;
-        if (line.find("Stale Client Connection") != std::string::npos) ++stl;
-        if (line.find("Slow Consumer") != std::string::npos) ++sl;
+        if (line.find(cidtag) == std::string::npos)
+          continue;
+        if (line.find("Delaying PING") != std::string::npos)
+          ++dl;
+        if (line.find("Stale Client Connection") != std::string::npos)
+          ++stl;
+        if (line.find("Slow Consumer") != std::string::npos)
+          ++sl;
       }
-      delaying += dl; stale += stl; slow += sl;
-      if (drop >= 0) drops.push_back(drop); else ++not_dropped;
-      if (nr >= 0) nrs.push_back(nr);
-      timeouts += cnt[0]; replies += cnt[1];
+      delaying += dl;
+      stale += stl;
+      slow += sl;
+      if (drop >= 0)
+        drops.push_back(drop);
+      else
+        ++not_dropped;
+      if (nr >= 0)
+        nrs.push_back(nr);
+      timeouts += cnt[0];
+      replies += cnt[1];
       if (r == 0) { // a sample of the log lines for this client
         std::istringstream ls2{lg};
         int shown = 0;
         while (std::getline(ls2, line) && shown < 6)
-          if (line.find(cidtag) != std::string::npos && (line.find("PING") != std::string::npos || line.find("Stale") != std::string::npos || line.find("Slow") != std::string::npos || line.find("closed") != std::string::npos)) {
-            std::printf("    log: %s\n", line.c_str()); ++shown; }
+          if (line.find(cidtag) != std::string::npos &&
+              (line.find("PING") != std::string::npos || line.find("Stale") != std::string::npos ||
+               line.find("Slow") != std::string::npos || line.find("closed") != std::string::npos)) {
+            std::printf("    log: %s\n", line.c_str());
+            ++shown;
+          }
       }
       ch.reap();
     }
-    std::printf("  variant %-55s runs=%d dropped=%zu not-dropped-within-%llds=%d\n", var.name, runs, drops.size(),
-                static_cast<long long>(bound.count()), not_dropped);
+    std::printf("  variant %-55s runs=%d dropped=%zu not-dropped-within-%llds=%d\n", var.name, runs,
+                drops.size(), static_cast<long long>(bound.count()), not_dropped);
     summary("    SIGSTOP -> client gone from server 0 /connz", drops);
     summary("    SIGSTOP -> first no-responders on server 2", nrs);
-    std::printf("    requests to it unanswered: %d, answered: %d; log (cid): 'Delaying PING' %d, 'Stale Client Connection' %d, 'Slow Consumer' %d\n",
+    std::printf("    requests to it unanswered: %d, answered: %d; log (cid): 'Delaying PING' %d, 'Stale "
+                "Client Connection' %d, 'Slow Consumer' %d\n",
                 timeouts, replies, delaying, stale, slow);
     std::fflush(stdout);
   }
@@ -209,24 +248,29 @@ static void bench_b_cluster(nats_server_options opts, const std::vector<b_varian
 static void bench_b(const std::string& which) {
   nats_server_options o; // 1s / 2 / 2s
   if (which == "" || which == "1")
-    bench_b_cluster(o, {{"idle (nothing sent to it)", false, 0, 0},
-                        {"heartbeat 1/s only", true, 0, 0},
-                        {"requests every 5 ms only", false, 5, 0},
-                        {"heartbeat 1/s + requests every 5 ms", true, 5, 0}},
+    bench_b_cluster(o,
+                    {{"idle (nothing sent to it)", false, 0, 0},
+                     {"heartbeat 1/s only", true, 0, 0},
+                     {"requests every 5 ms only", false, 5, 0},
+                     {"heartbeat 1/s + requests every 5 ms", true, 5, 0}},
                     3, 20s);
   if (which == "" || which == "2") {
     nats_server_options o2;
     o2.ping_interval = "500ms";
-    bench_b_cluster(o2, {{"heartbeat 1/s only", true, 0, 0},
-                         {"requests every 200 ms only", false, 200, 0},
-                         {"requests every 5 ms only", false, 5, 0}}, 3, 20s);
+    bench_b_cluster(o2,
+                    {{"heartbeat 1/s only", true, 0, 0},
+                     {"requests every 200 ms only", false, 200, 0},
+                     {"requests every 5 ms only", false, 5, 0}},
+                    3, 20s);
   }
   if (which == "" || which == "3") {
     bench_b_cluster(o, {{"flood 64 KiB x 100/s (6.4 MB/s) + requests 5 ms", false, 5, 64}}, 3, 30s);
     nats_server_options o3;
     o3.extra = "max_pending: 1048576";
-    bench_b_cluster(o3, {{"flood 64 KiB x 100/s (6.4 MB/s) + requests 5 ms", false, 5, 64},
-                         {"flood 16 KiB x 100/s (1.6 MB/s) + requests 5 ms", false, 5, 16}}, 3, 30s);
+    bench_b_cluster(o3,
+                    {{"flood 64 KiB x 100/s (6.4 MB/s) + requests 5 ms", false, 5, 64},
+                     {"flood 16 KiB x 100/s (1.6 MB/s) + requests 5 ms", false, 5, 16}},
+                    3, 30s);
   }
 }
 
@@ -234,33 +278,54 @@ static void bench_b(const std::string& which) {
 struct conn_events {
   std::mutex m;
   std::vector<std::pair<std::string, sclock::time_point>> ev;
-  void add(const char* what) { std::lock_guard<std::mutex> l{m}; ev.emplace_back(what, sclock::now()); }
+  void add(const char* what) {
+    std::lock_guard<std::mutex> l{m};
+    ev.emplace_back(what, sclock::now());
+  }
   double first(const std::string& what, sclock::time_point t) {
     std::lock_guard<std::mutex> l{m};
-    for (auto& [w, at] : ev) if (w == what && at >= t) return std::chrono::duration<double, std::milli>(at - t).count();
+    for (auto& [w, at] : ev)
+      if (w == what && at >= t)
+        return std::chrono::duration<double, std::milli>(at - t).count();
     return -1;
   }
   std::string list(sclock::time_point t) {
     std::lock_guard<std::mutex> l{m};
     std::string s;
-    for (auto& [w, at] : ev) if (at >= t) { char b[64]; std::snprintf(b, sizeof b, "%s@%.0fms ", w.c_str(), std::chrono::duration<double, std::milli>(at - t).count()); s += b; }
+    for (auto& [w, at] : ev)
+      if (at >= t) {
+        char b[64];
+        std::snprintf(b, sizeof b, "%s@%.0fms ", w.c_str(),
+                      std::chrono::duration<double, std::milli>(at - t).count());
+        s += b;
+      }
     return s;
   }
 };
-static void cb_disc(natsConnection*, void* c) { static_cast<conn_events*>(c)->add("disconnected"); }
-static void cb_reco(natsConnection*, void* c) { static_cast<conn_events*>(c)->add("reconnected"); }
-static void cb_closed(natsConnection*, void* c) { static_cast<conn_events*>(c)->add("closed"); }
-static void cb_connected(natsConnection*, void* c) { static_cast<conn_events*>(c)->add("connected"); }
+static void cb_disc(natsConnection*, void* c) {
+  static_cast<conn_events*>(c)->add("disconnected");
+}
+static void cb_reco(natsConnection*, void* c) {
+  static_cast<conn_events*>(c)->add("reconnected");
+}
+static void cb_closed(natsConnection*, void* c) {
+  static_cast<conn_events*>(c)->add("closed");
+}
+static void cb_connected(natsConnection*, void* c) {
+  static_cast<conn_events*>(c)->add("connected");
+}
 static void cb_err(natsConnection*, natsSubscription*, natsStatus s, void* c) {
   static_cast<conn_events*>(c)->add((std::string("error:") + natsStatus_GetText(s)).c_str());
 }
 
-static natsConnection* connect_watched(const std::vector<std::string>& urls, conn_events& ev, int ping_ms, int maxpings,
-                                       bool global, natsStatus* st = nullptr, bool retry_failed = false) {
+static natsConnection* connect_watched(const std::vector<std::string>& urls, conn_events& ev, int ping_ms,
+                                       int maxpings, bool global, natsStatus* st = nullptr,
+                                       bool retry_failed = false) {
   natsOptions* o = nullptr;
   CHECK_NATS(natsOptions_Create(&o));
   std::vector<const char*> u;
-  for (auto& s : urls) u.push_back(s.c_str());
+  for (auto& s : urls)
+    u.push_back(s.c_str());
   CHECK_NATS(natsOptions_SetServers(o, u.data(), static_cast<int>(u.size())));
   CHECK_NATS(natsOptions_SetNoRandomize(o, true));
   CHECK_NATS(natsOptions_SetPingInterval(o, ping_ms));
@@ -275,11 +340,15 @@ static natsConnection* connect_watched(const std::vector<std::string>& urls, con
   CHECK_NATS(natsOptions_SetReconnectedCB(o, cb_reco, &ev));
   CHECK_NATS(natsOptions_SetClosedCB(o, cb_closed, &ev));
   CHECK_NATS(natsOptions_SetErrorHandler(o, cb_err, &ev));
-  if (retry_failed) CHECK_NATS(natsOptions_SetRetryOnFailedConnect(o, true, cb_connected, &ev));
+  if (retry_failed)
+    CHECK_NATS(natsOptions_SetRetryOnFailedConnect(o, true, cb_connected, &ev));
   natsConnection* nc = nullptr;
   natsStatus s = natsConnection_Connect(&nc, o);
   natsOptions_Destroy(o);
-  if (st) *st = s; else CHECK_NATS(s);
+  if (st)
+    *st = s;
+  else
+    CHECK_NATS(s);
   return nc;
 }
 
@@ -311,7 +380,12 @@ static void bench_c(int max_traffic = 2) {
         y = connect_simple(c.url(0));
         CHECK_NATS(natsConnection_Subscribe(&ys, y, "c.load", on_drop, nullptr));
         CHECK_NATS(natsConnection_Flush(y));
-        load = std::thread{[&] { while (!stop) { natsConnection_PublishString(pub1, "c.load", "x"); std::this_thread::sleep_for(10ms); } }};
+        load = std::thread{[&] {
+          while (!stop) {
+            natsConnection_PublishString(pub1, "c.load", "x");
+            std::this_thread::sleep_for(10ms);
+          }
+        }};
         p.start(subj, 5ms);
         std::this_thread::sleep_for(1500ms);
       }
@@ -319,42 +393,65 @@ static void bench_c(int max_traffic = 2) {
       c.freeze(0);
       double d1 = -1, d2 = -1;
       while (ms_since(t) < 20000 && (d1 < 0 || d2 < 0 || ev.first("reconnected", t) < 0)) {
-        if (d1 < 0 && c.num_routes(1) == 1) d1 = ms_since(t);
-        if (d2 < 0 && c.num_routes(2) == 1) d2 = ms_since(t);
+        if (d1 < 0 && c.num_routes(1) == 1)
+          d1 = ms_since(t);
+        if (d2 < 0 && c.num_routes(2) == 1)
+          d2 = ms_since(t);
         std::this_thread::sleep_for(20ms);
       }
-      if (!traffic) p.start(subj, 5ms);
-      double ok = p.wait_first(1, t + std::chrono::milliseconds(static_cast<long>(std::max(0.0, ev.first("reconnected", t)))), 3s);
+      if (!traffic)
+        p.start(subj, 5ms);
+      double ok = p.wait_first(
+          1, t + std::chrono::milliseconds(static_cast<long>(std::max(0.0, ev.first("reconnected", t)))), 3s);
       double rc = ev.first("reconnected", t);
       p.stop();
       char url[256] = "";
       natsConnection_GetConnectedUrl(x, url, sizeof url);
-      std::printf("  run %d traffic=%d: events %s; x now on %s; routes dropped on s1 %.0f ms, s2 %.0f ms; first reply via new server %.0f ms after reconnect\n",
+      std::printf("  run %d traffic=%d: events %s; x now on %s; routes dropped on s1 %.0f ms, s2 %.0f ms; "
+                  "first reply via new server %.0f ms after reconnect\n",
                   run, traffic, ev.list(t).c_str(), url, d1, d2, ok);
-      if (ev.first("disconnected", t) >= 0) disc.push_back(ev.first("disconnected", t));
-      if (rc >= 0) reco.push_back(rc);
-      if (ok >= 0 && rc >= 0) back.push_back(ok + rc);
-      if (d1 >= 0) r1.push_back(d1); else ++r1_never;
-      if (d2 >= 0) r2.push_back(d2); else ++r2_never;
+      if (ev.first("disconnected", t) >= 0)
+        disc.push_back(ev.first("disconnected", t));
+      if (rc >= 0)
+        reco.push_back(rc);
+      if (ok >= 0 && rc >= 0)
+        back.push_back(ok + rc);
+      if (d1 >= 0)
+        r1.push_back(d1);
+      else
+        ++r1_never;
+      if (d2 >= 0)
+        r2.push_back(d2);
+      else
+        ++r2_never;
       stop = true;
-      if (load.joinable()) load.join();
+      if (load.joinable())
+        load.join();
       if (traffic && run == 0) {
         auto lg = c.log(1);
         std::istringstream ls{lg};
         std::string line;
         std::vector<std::string> lines;
-        while (std::getline(ls, line)) if (line.find("rid:") != std::string::npos && (line.find("PING") != std::string::npos || line.find("Stale") != std::string::npos)) lines.push_back(line);
-        for (size_t i = lines.size() > 6 ? lines.size() - 6 : 0; i < lines.size(); ++i) std::printf("    s1 log: %s\n", lines[i].c_str());
+        while (std::getline(ls, line))
+          if (line.find("rid:") != std::string::npos &&
+              (line.find("PING") != std::string::npos || line.find("Stale") != std::string::npos))
+            lines.push_back(line);
+        for (size_t i = lines.size() > 6 ? lines.size() - 6 : 0; i < lines.size(); ++i)
+          std::printf("    s1 log: %s\n", lines[i].c_str());
       }
       c.thaw(0);
-      if (ys) natsSubscription_Destroy(ys);
-      if (y) natsConnection_Destroy(y);
+      if (ys)
+        natsSubscription_Destroy(ys);
+      if (y)
+        natsConnection_Destroy(y);
       natsSubscription_Destroy(xs);
       natsConnection_Destroy(x);
-      for (size_t i = 0; i < 3; ++i) c.wait_routes(i, 2, 10s);
+      for (size_t i = 0; i < 3; ++i)
+        c.wait_routes(i, 2, 10s);
       std::printf("    after thaw: routes %d %d %d\n", c.num_routes(0), c.num_routes(1), c.num_routes(2));
     }
-    std::printf("[c] traffic=%d (0: idle; 1: 100 msg/s over route 1->0 and requests 2->x every 5 ms)\n", traffic);
+    std::printf("[c] traffic=%d (0: idle; 1: 100 msg/s over route 1->0 and requests 2->x every 5 ms)\n",
+                traffic);
     summary("  SIGSTOP server 0 -> client disconnected CB", disc);
     summary("  SIGSTOP server 0 -> client reconnected CB", reco);
     summary("  SIGSTOP server 0 -> first reply from client via its new server", back);
@@ -381,9 +478,13 @@ static void bench_d() {
     bool ok = false;
     while (ms_since(t) < 5000) {
       natsStatus s = request_once(r2, subj.c_str(), 1000);
-      if (s == NATS_OK) { ok = true; break; }
+      if (s == NATS_OK) {
+        ok = true;
+        break;
+      }
     }
-    if (ok) v.push_back(ms_since(t));
+    if (ok)
+      v.push_back(ms_since(t));
     // unsubscribe: async requests every 1 ms from s2 until the first no-responders
     {
       poller p{r2};
@@ -395,13 +496,16 @@ static void bench_d() {
       p.stop();
       auto cn = p.counts(t, t + std::chrono::microseconds(static_cast<long>(d * 1000)));
       lost_total += cn[0];
-      if (d >= 0) vu.push_back(d);
+      if (d >= 0)
+        vu.push_back(d);
     }
     natsSubscription_Destroy(sub);
   }
   summary("[d] subscribe on s0 -> first reply to a request from s2 (200 subjects)", v);
   summary("[d] unsubscribe on s0 -> first no-responders on s2 (async requests every 1 ms)", vu);
-  std::printf("    requests sent after the unsubscribe, before the first no-responders, never answered: %d (200 unsubscribes)\n", lost_total);
+  std::printf("    requests sent after the unsubscribe, before the first no-responders, never answered: %d "
+              "(200 unsubscribes)\n",
+              lost_total);
   natsConnection_Destroy(s0);
   natsConnection_Destroy(r2);
 }
@@ -409,22 +513,35 @@ static void bench_d() {
 // ---- e: libnats reconnect -------------------------------------------------------------
 struct counter_cb {
   std::atomic<int> n{0};
-  static void on(natsConnection*, natsSubscription*, natsMsg* m, void* c) { static_cast<counter_cb*>(c)->n++; natsMsg_Destroy(m); }
+  static void on(natsConnection*, natsSubscription*, natsMsg* m, void* c) {
+    static_cast<counter_cb*>(c)->n++;
+    natsMsg_Destroy(m);
+  }
   bool wait(int want, std::chrono::milliseconds to) {
     auto d = sclock::now() + to;
-    while (sclock::now() < d) { if (n >= want) return true; std::this_thread::sleep_for(2ms); }
+    while (sclock::now() < d) {
+      if (n >= want)
+        return true;
+      std::this_thread::sleep_for(2ms);
+    }
     return n >= want;
   }
 };
-static bool wait_event(conn_events& ev, const char* what, sclock::time_point t, std::chrono::milliseconds to) {
+static bool wait_event(conn_events& ev, const char* what, sclock::time_point t,
+                       std::chrono::milliseconds to) {
   auto d = sclock::now() + to;
-  while (sclock::now() < d) { if (ev.first(what, t) >= 0) return true; std::this_thread::sleep_for(2ms); }
+  while (sclock::now() < d) {
+    if (ev.first(what, t) >= 0)
+      return true;
+    std::this_thread::sleep_for(2ms);
+  }
   return false;
 }
 static void bench_e() {
   for (int graceful = 0; graceful < 2; ++graceful) {
     nats_cluster c{1};
-    conn_events& ev = *new conn_events; conn_events& evp = *new conn_events; // leaked: libnats calls the closed CB after Destroy returns
+    conn_events& ev = *new conn_events;
+    conn_events& evp = *new conn_events; // leaked: libnats calls the closed CB after Destroy returns
     natsConnection* x = connect_watched({c.url(0)}, ev, 1000, 2, true);
     natsConnection* p = connect_watched({c.url(0)}, evp, 1000, 2, false);
     counter_cb cnt;
@@ -455,16 +572,23 @@ static void bench_e() {
     bool old_ok = cnt.wait(seen_before + 1, 2s);
     bool new_ok = cnt2.wait(1, 2s);
     std::this_thread::sleep_for(200ms);
-    std::printf("[e] %s, single server, x: async sub, global delivery, reconnect wait 100 ms\n", graceful ? "stop (SIGTERM)" : "kill (SIGKILL)");
-    std::printf("    sub works before: %d; disconnected CB: %d (%.1f ms after the signal)\n", before, disc, ev.first("disconnected", t));
-    std::printf("    while disconnected: natsConnection_Subscribe(e.two) -> %s; natsConnection_Publish(e.one) -> %s\n",
+    std::printf("[e] %s, single server, x: async sub, global delivery, reconnect wait 100 ms\n",
+                graceful ? "stop (SIGTERM)" : "kill (SIGKILL)");
+    std::printf("    sub works before: %d; disconnected CB: %d (%.1f ms after the signal)\n", before, disc,
+                ev.first("disconnected", t));
+    std::printf("    while disconnected: natsConnection_Subscribe(e.two) -> %s; "
+                "natsConnection_Publish(e.one) -> %s\n",
                 natsStatus_GetText(sub_st), natsStatus_GetText(pub_st));
-    std::printf("    reconnected CB: %d (%.1f ms after restart() began; restart() took %.1f ms)\n", reco, ev.first("reconnected", t_restart), restart_ms);
-    std::printf("    after reconnect: old sub e.one receives: %d; sub made while disconnected (e.two) receives: %d; e.one total %d (1 before + buffered publish from x + 1 after = 3 if the buffered publish was delivered)\n",
+    std::printf("    reconnected CB: %d (%.1f ms after restart() began; restart() took %.1f ms)\n", reco,
+                ev.first("reconnected", t_restart), restart_ms);
+    std::printf("    after reconnect: old sub e.one receives: %d; sub made while disconnected (e.two) "
+                "receives: %d; e.one total %d (1 before + buffered publish from x + 1 after = 3 if the "
+                "buffered publish was delivered)\n",
                 old_ok, new_ok, cnt.n.load());
     std::printf("    x events: %s\n", ev.list(t).c_str());
     natsSubscription_Destroy(s);
-    if (s2) natsSubscription_Destroy(s2);
+    if (s2)
+      natsSubscription_Destroy(s2);
     auto tc = sclock::now();
     natsConnection_Destroy(x);
     std::this_thread::sleep_for(100ms);
@@ -474,7 +598,8 @@ static void bench_e() {
   { // RetryOnFailedConnect with the server down at start
     nats_cluster c{1};
     c.stop(0);
-    conn_events& ev = *new conn_events; conn_events& evp = *new conn_events; // leaked: libnats calls the closed CB after Destroy returns
+    conn_events& ev = *new conn_events;
+    conn_events& evp = *new conn_events; // leaked: libnats calls the closed CB after Destroy returns
     natsStatus st;
     auto t = sclock::now();
     natsConnection* x = connect_watched({c.url(0)}, ev, 1000, 2, true, &st, true);
@@ -491,10 +616,13 @@ static void bench_e() {
     natsConnection_PublishString(p, "e.early", "after");
     natsConnection_Flush(p);
     bool ok = cnt.wait(n0 + 1, 2s);
-    std::printf("[e] RetryOnFailedConnect, server down at start: connect -> %s; subscribe -> %s; publish -> %s; connected CB %d; "
+    std::printf("[e] RetryOnFailedConnect, server down at start: connect -> %s; subscribe -> %s; publish -> "
+                "%s; connected CB %d; "
                 "msgs before p published %d; sub works after connect %d; events %s\n",
-                natsStatus_GetText(st), natsStatus_GetText(sub_st), natsStatus_GetText(pub_st), conn, n0, ok, ev.list(t).c_str());
-    if (s) natsSubscription_Destroy(s);
+                natsStatus_GetText(st), natsStatus_GetText(sub_st), natsStatus_GetText(pub_st), conn, n0, ok,
+                ev.list(t).c_str());
+    if (s)
+      natsSubscription_Destroy(s);
     natsConnection_Destroy(x);
     natsConnection_Destroy(p);
   }
@@ -517,13 +645,17 @@ static void bench_e() {
       c.kill(0);
       wait_event(ev, "reconnected", t, 5s);
       double rc = ev.first("reconnected", t);
-      double ok = p.wait_first(1, t + std::chrono::microseconds(static_cast<long>(std::max(0.0, rc) * 1000)), 3s);
+      double ok =
+          p.wait_first(1, t + std::chrono::microseconds(static_cast<long>(std::max(0.0, rc) * 1000)), 3s);
       p.stop();
       auto cn = p.counts(t, t + std::chrono::microseconds(static_cast<long>((rc + ok) * 1000)));
-      std::printf("  cluster run %d: events %s; first reply %.1f ms after kill; between: %d no-responders, %d unanswered\n", run,
-                  ev.list(t).c_str(), rc + ok, cn[2], cn[0]);
-      if (rc >= 0) reco.push_back(rc);
-      if (ok >= 0) back.push_back(rc + ok);
+      std::printf("  cluster run %d: events %s; first reply %.1f ms after kill; between: %d no-responders, "
+                  "%d unanswered\n",
+                  run, ev.list(t).c_str(), rc + ok, cn[2], cn[0]);
+      if (rc >= 0)
+        reco.push_back(rc);
+      if (ok >= 0)
+        back.push_back(rc + ok);
       natsSubscription_Destroy(s);
       natsConnection_Destroy(x);
       c.restart(0);
@@ -535,7 +667,9 @@ static void bench_e() {
 }
 
 // ---- f: 50,000 subscriptions --------------------------------------------------------
-static long subsz(nats_cluster& c, size_t i) { return warren_test::nats_detail::json_int(c.monitor(i, "/subsz"), "num_subscriptions"); }
+static long subsz(nats_cluster& c, size_t i) {
+  return warren_test::nats_detail::json_int(c.monitor(i, "/subsz"), "num_subscriptions");
+}
 static void bench_f() {
   const int N = 50000;
   nats_cluster c{3};
@@ -559,9 +693,12 @@ static void bench_f() {
   std::atomic<double> at0{-1}, at2{-1}, at1{-1};
   std::thread watch{[&] { // /subsz on s0, s1, s2 every 5 ms from the first subscribe on
     while (ms_since(t) < 60000 && (at0 < 0 || at2 < 0 || at1 < 0)) {
-      if (at0 < 0 && subsz(c, 0) >= base0 + N) at0 = ms_since(t);
-      if (at1 < 0 && subsz(c, 1) >= base2 + N) at1 = ms_since(t);
-      if (at2 < 0 && subsz(c, 2) >= base2 + N) at2 = ms_since(t);
+      if (at0 < 0 && subsz(c, 0) >= base0 + N)
+        at0 = ms_since(t);
+      if (at1 < 0 && subsz(c, 1) >= base2 + N)
+        at1 = ms_since(t);
+      if (at2 < 0 && subsz(c, 2) >= base2 + N)
+        at2 = ms_since(t);
       std::this_thread::sleep_for(5ms);
     }
   }};
@@ -577,12 +714,18 @@ static void bench_f() {
   std::this_thread::sleep_for(1s);
   long rss_c1 = vmrss_kb(0), rss_s1 = vmrss_kb(c.pid(0)), rss_s21 = vmrss_kb(c.pid(2));
   std::printf("[f] %d subscriptions warren.dev.<i> on one connection to s0 (global delivery)\n", N);
-  std::printf("    natsConnection_Subscribe x %d: %.0f ms (%.0f subs/s); + flush (server has processed them): %.0f ms (%.0f subs/s)\n", N,
-              t_sub, N / t_sub * 1000, t_flush, N / t_flush * 1000);
-  std::printf("    /subsz (polled every 5 ms) on s0 reaches +%d at %.0f ms, on s1 at %.0f ms, on s2 at %.0f ms after the first subscribe\n", N, t0, t1, t2);
-  std::printf("    client RSS %ld -> %ld kB: %.0f bytes/sub\n", rss_c0, rss_c1, (rss_c1 - rss_c0) * 1024.0 / N);
-  std::printf("    nats-server s0 RSS %ld -> %ld kB: %.0f bytes/sub; s2 (route interest) %ld -> %ld kB: %.0f bytes/sub\n", rss_s0, rss_s1,
-              (rss_s1 - rss_s0) * 1024.0 / N, rss_s2, rss_s21, (rss_s21 - rss_s2) * 1024.0 / N);
+  std::printf("    natsConnection_Subscribe x %d: %.0f ms (%.0f subs/s); + flush (server has processed "
+              "them): %.0f ms (%.0f subs/s)\n",
+              N, t_sub, N / t_sub * 1000, t_flush, N / t_flush * 1000);
+  std::printf("    /subsz (polled every 5 ms) on s0 reaches +%d at %.0f ms, on s1 at %.0f ms, on s2 at %.0f "
+              "ms after the first subscribe\n",
+              N, t0, t1, t2);
+  std::printf("    client RSS %ld -> %ld kB: %.0f bytes/sub\n", rss_c0, rss_c1,
+              (rss_c1 - rss_c0) * 1024.0 / N);
+  std::printf("    nats-server s0 RSS %ld -> %ld kB: %.0f bytes/sub; s2 (route interest) %ld -> %ld kB: %.0f "
+              "bytes/sub\n",
+              rss_s0, rss_s1, (rss_s1 - rss_s0) * 1024.0 / N, rss_s2, rss_s21,
+              (rss_s21 - rss_s2) * 1024.0 / N);
   // a message to one of them from s2
   natsConnection* p = connect_simple(c.url(2));
   int n0 = cnt.n;
@@ -590,13 +733,21 @@ static void bench_f() {
   natsConnection_Flush(p);
   std::printf("    delivery to warren.dev.31337 from s2: %d\n", cnt.wait(n0 + 1, 2s));
   t = sclock::now();
-  for (auto* s : subs) natsSubscription_Unsubscribe(s);
+  for (auto* s : subs)
+    natsSubscription_Unsubscribe(s);
   CHECK_NATS(natsConnection_FlushTimeout(nc, 30000));
   double u_flush = ms_since(t);
   double u2 = -1;
-  while (ms_since(t) < 60000) { if (subsz(c, 2) <= base2) { u2 = ms_since(t); break; } std::this_thread::sleep_for(5ms); }
+  while (ms_since(t) < 60000) {
+    if (subsz(c, 2) <= base2) {
+      u2 = ms_since(t);
+      break;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
   std::printf("    unsubscribe all: %.0f ms incl. flush; s2 back to baseline at %.0f ms\n", u_flush, u2);
-  for (auto* s : subs) natsSubscription_Destroy(s);
+  for (auto* s : subs)
+    natsSubscription_Destroy(s);
   natsSubscription_Destroy(w);
   natsConnection_Destroy(p);
   natsConnection_Destroy(nc);
@@ -611,7 +762,9 @@ struct rr {
   std::vector<float> lat_us;
   std::atomic<size_t> got{0};
   std::counting_semaphore<1 << 20> window{0};
-  static int64_t now_ns() { return std::chrono::duration_cast<std::chrono::nanoseconds>(sclock::now().time_since_epoch()).count(); }
+  static int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(sclock::now().time_since_epoch()).count();
+  }
   static void on(natsConnection*, natsSubscription*, natsMsg* m, void* cl) {
     auto* r = static_cast<rr*>(cl);
     int64_t now = now_ns();
@@ -619,7 +772,8 @@ struct rr {
     size_t seq = std::strtoull(std::strrchr(s, '.') + 1, nullptr, 10);
     if (seq < r->sent_ns.size()) {
       size_t k = r->got.fetch_add(1);
-      if (k < r->lat_us.size()) r->lat_us[k] = static_cast<float>((now - r->sent_ns[seq]) / 1000.0);
+      if (k < r->lat_us.size())
+        r->lat_us[k] = static_cast<float>((now - r->sent_ns[seq]) / 1000.0);
     }
     r->window.release();
     natsMsg_Destroy(m);
@@ -630,7 +784,10 @@ static void bench_g() {
   for (int asap = 0; asap < 2; ++asap) {
     child ech;
     spawn_child(ech, {"echo", c.url(0), "g.echo", std::to_string(asap)});
-    if (!ech.wait_line("READY", 5s)) { std::printf("echo child failed\n"); return; }
+    if (!ech.wait_line("READY", 5s)) {
+      std::printf("echo child failed\n");
+      return;
+    }
     natsConnection* probe = connect_simple(c.url(2));
     wait_reply(probe, "g.echo", 3s);
     natsConnection_Destroy(probe);
@@ -660,9 +817,13 @@ static void bench_g() {
       while (sclock::now() < end && seq < max_msgs) {
         if (rate > 0) {
           auto due = t0 + std::chrono::nanoseconds(static_cast<long>(seq * interval_ns));
-          if (sclock::now() < due) { std::this_thread::sleep_until(due); continue; }
+          if (sclock::now() < due) {
+            std::this_thread::sleep_until(due);
+            continue;
+          }
         }
-        if (!r.window.try_acquire_for(100ms)) continue;
+        if (!r.window.try_acquire_for(100ms))
+          continue;
         reply = r.prefix + "." + std::to_string(seq);
         r.sent_ns[seq] = rr::now_ns();
         natsConnection_PublishRequest(r.nc, "g.echo", reply.c_str(), payload, sizeof payload);
@@ -670,11 +831,14 @@ static void bench_g() {
       }
       double el = ms_since(t0) / 1000.0;
       auto drain = sclock::now() + 3s;
-      while (r.got < seq && sclock::now() < drain) std::this_thread::sleep_for(1ms);
+      while (r.got < seq && sclock::now() < drain)
+        std::this_thread::sleep_for(1ms);
       size_t n = std::min<size_t>(r.got, r.lat_us.size());
       std::vector<double> lat(r.lat_us.begin(), r.lat_us.begin() + n);
-      std::printf("  [g] asap=%d %-34s sent %zu in %.2f s = %.0f req/s; replies %zu; latency p50 %.0f us p99 %.0f us max %.0f us\n", asap, label,
-                  seq, el, seq / el, r.got.load(), pct(lat, 50), pct(lat, 99), lat.empty() ? 0 : *std::max_element(lat.begin(), lat.end()));
+      std::printf("  [g] asap=%d %-34s sent %zu in %.2f s = %.0f req/s; replies %zu; latency p50 %.0f us p99 "
+                  "%.0f us max %.0f us\n",
+                  asap, label, seq, el, seq / el, r.got.load(), pct(lat, 50), pct(lat, 99),
+                  lat.empty() ? 0 : *std::max_element(lat.begin(), lat.end()));
       std::fflush(stdout);
       natsSubscription_Unsubscribe(r.sub);
       natsSubscription_Destroy(r.sub);
@@ -690,20 +854,32 @@ static void bench_g() {
 }
 
 int main(int argc, char** argv) {
-  if (argc >= 6 && std::string(argv[1]) == "sub") return child_sub(argv + 2);
-  if (argc >= 5 && std::string(argv[1]) == "echo") return child_echo(argv + 2);
+  if (argc >= 6 && std::string(argv[1]) == "sub")
+    return child_sub(argv + 2);
+  if (argc >= 5 && std::string(argv[1]) == "echo")
+    return child_echo(argv + 2);
   std::string what = argc > 1 ? argv[1] : "";
   std::string sub = argc > 2 ? argv[2] : "";
   std::printf("== %s, nats-server 2.9.10, libnats %s, load %s\n", what.c_str(), nats_GetVersion(),
               warren_test::nats_detail::read_file("/proc/loadavg").c_str());
-  if (what == "a") bench_a();
-  else if (what == "b") bench_b(sub);
-  else if (what == "c") bench_c(sub == "idle" ? 1 : 2);
-  else if (what == "d") bench_d();
-  else if (what == "e") bench_e();
-  else if (what == "f") bench_f();
-  else if (what == "g") bench_g();
-  else { std::fprintf(stderr, "usage: engine a|b [1|2|3]|c|d|e|f|g\n"); return 1; }
+  if (what == "a")
+    bench_a();
+  else if (what == "b")
+    bench_b(sub);
+  else if (what == "c")
+    bench_c(sub == "idle" ? 1 : 2);
+  else if (what == "d")
+    bench_d();
+  else if (what == "e")
+    bench_e();
+  else if (what == "f")
+    bench_f();
+  else if (what == "g")
+    bench_g();
+  else {
+    std::fprintf(stderr, "usage: engine a|b [1|2|3]|c|d|e|f|g\n");
+    return 1;
+  }
   nats_Close();
   return 0;
 }

@@ -155,8 +155,9 @@ int main(int argc, char** argv) {
         k += conns;
         const int64_t start = rate > 0 ? sched : now_ns();
         const std::string body = "t=" + std::to_string(now_ns()) + " http";
-        req = "POST /v1/devices/" + id + "/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
-              std::to_string(body.size()) + "\r\n\r\n" + body;
+        req = "POST /v1/devices/" + id +
+              "/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + std::to_string(body.size()) +
+              "\r\n\r\n" + body;
         bool close_after = false;
         int status = exchange(fd, req, buf, close_after);
         const int64_t end = now_ns();

@@ -276,7 +276,8 @@ int watch(int argc, char** argv) {
   uint64_t replies = 0;
   for (auto& p : ps)
     replies += p->replies;
-  std::printf("watch reachable=%zu of %zu, %llu replies\n", got, total, static_cast<unsigned long long>(replies));
+  std::printf("watch reachable=%zu of %zu, %llu replies\n", got, total,
+              static_cast<unsigned long long>(replies));
   return got == total ? 0 : 1;
 }
 

@@ -4,10 +4,19 @@
 #include <iostream>
 
 static int failures = 0;
-#define EXPECT(cond) do { if (!(cond)) { ++failures; std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); } else std::printf("ok   %s\n", #cond); std::fflush(stdout);} while (0)
+#define EXPECT(cond)                                                                                         \
+  do {                                                                                                       \
+    if (!(cond)) {                                                                                           \
+      ++failures;                                                                                            \
+      std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                                            \
+    } else                                                                                                   \
+      std::printf("ok   %s\n", #cond);                                                                       \
+    std::fflush(stdout);                                                                                     \
+  } while (0)
 
 static void on_echo(natsConnection* nc, natsSubscription*, natsMsg* m, void*) {
-  if (natsMsg_GetReply(m)) natsConnection_PublishString(nc, natsMsg_GetReply(m), "pong");
+  if (natsMsg_GetReply(m))
+    natsConnection_PublishString(nc, natsMsg_GetReply(m), "pong");
   natsMsg_Destroy(m);
 }
 
@@ -25,24 +34,28 @@ static int child_sub(const char* url, const char* subj) {
 static bool wait_reply(natsConnection* nc, const char* subj, std::chrono::milliseconds timeout) {
   auto deadline = sclock::now() + timeout;
   while (sclock::now() < deadline) {
-    if (request_once(nc, subj, 200) == NATS_OK) return true;
+    if (request_once(nc, subj, 200) == NATS_OK)
+      return true;
     std::this_thread::sleep_for(1ms);
   }
   return false;
 }
 
 int main(int argc, char** argv) {
-  if (argc >= 4 && std::string(argv[1]) == "sub") return child_sub(argv[2], argv[3]);
+  if (argc >= 4 && std::string(argv[1]) == "sub")
+    return child_sub(argv[2], argv[3]);
   {
     warren_test::nats_cluster c{3};
     for (size_t i = 0; i < 3; ++i)
-      std::printf("server %zu: %s cluster %u http %u pid %d routes %d\n", i, c.url(i).c_str(), c.cluster_port(i),
-                  c.http_port(i), c.pid(i), c.num_routes(i));
+      std::printf("server %zu: %s cluster %u http %u pid %d routes %d\n", i, c.url(i).c_str(),
+                  c.cluster_port(i), c.http_port(i), c.pid(i), c.num_routes(i));
     std::printf("urls: %s\n", c.urls().c_str());
-    for (size_t i = 0; i < 3; ++i) EXPECT(c.num_routes(i) == 2);
+    for (size_t i = 0; i < 3; ++i)
+      EXPECT(c.num_routes(i) == 2);
     EXPECT(c.port(0) >= 20000 && c.port(0) < 30000);
     EXPECT(c.config(0).find("cluster {") != std::string::npos);
-    EXPECT(c.config(0).find("jetstream") == std::string::npos || c.config(0).find("# no jetstream") != std::string::npos);
+    EXPECT(c.config(0).find("jetstream") == std::string::npos ||
+           c.config(0).find("# no jetstream") != std::string::npos);
     EXPECT(c.log(0).find("Server is ready") != std::string::npos);
 
     natsConnection* a = connect_simple(c.url(0));
@@ -55,7 +68,8 @@ int main(int argc, char** argv) {
       natsMsg* r = nullptr;
       natsStatus s = natsConnection_RequestString(&r, b, "st.echo", "ping", 1000);
       EXPECT(s == NATS_OK && r && std::string(natsMsg_GetData(r), natsMsg_GetDataLength(r)) == "pong");
-      if (r) natsMsg_Destroy(r);
+      if (r)
+        natsMsg_Destroy(r);
     }
     EXPECT(request_once(b, "st.nobody", 1000) == NATS_NO_RESPONDERS);
     { // the 503 status message itself: a sync subscription's NextMsg turns it into
@@ -89,7 +103,8 @@ int main(int argc, char** argv) {
     t0 = sclock::now();
     c.restart(0);
     std::printf("restart(0) took %.1f ms\n", ms_since(t0));
-    for (size_t i = 0; i < 3; ++i) EXPECT(c.num_routes(i) == 2);
+    for (size_t i = 0; i < 3; ++i)
+      EXPECT(c.num_routes(i) == 2);
     t0 = sclock::now();
     c.isolate(1);
     std::printf("isolate(1) took %.1f ms\n", ms_since(t0));
@@ -114,7 +129,8 @@ int main(int argc, char** argv) {
     t0 = sclock::now();
     c.rejoin(1);
     std::printf("rejoin(1) took %.1f ms\n", ms_since(t0));
-    for (size_t i = 0; i < 3; ++i) EXPECT(c.wait_routes(i, 2, 3s));
+    for (size_t i = 0; i < 3; ++i)
+      EXPECT(c.wait_routes(i, 2, 3s));
     c.freeze(2);
     EXPECT(c.frozen(2));
     EXPECT(!c.wait_ready(2, 700ms));
@@ -135,7 +151,11 @@ int main(int argc, char** argv) {
         std::string subj = "st.child." + std::to_string(mode) + "." + std::to_string(k);
         child ch;
         spawn_child(ch, {"sub", c.url(0), subj});
-        if (!ch.wait_line("READY", 5s) || !wait_reply(b, subj.c_str(), 5s)) { ++failures; std::printf("FAIL child not reachable\n"); continue; }
+        if (!ch.wait_line("READY", 5s) || !wait_reply(b, subj.c_str(), 5s)) {
+          ++failures;
+          std::printf("FAIL child not reachable\n");
+          continue;
+        }
         if (mode == 0) { // async requests every 5 ms
           poller p{b};
           p.start(subj, 5ms);
@@ -147,14 +167,27 @@ int main(int argc, char** argv) {
           p.stop();
           auto cnt = p.counts(t, t + std::chrono::milliseconds(static_cast<long>(d)));
           lost += cnt[0];
-          if (d >= 0) v.push_back(d); else { ++failures; std::printf("FAIL no no-responders within 5 s\n"); }
+          if (d >= 0)
+            v.push_back(d);
+          else {
+            ++failures;
+            std::printf("FAIL no no-responders within 5 s\n");
+          }
         } else { // blocking natsConnection_Request (timeout 100 ms) back to back
           auto t = sclock::now();
           ::kill(ch.pid, SIGKILL);
           double d = -1;
           while (ms_since(t) < 5000)
-            if (request_once(b, subj.c_str(), 100) == NATS_NO_RESPONDERS) { d = ms_since(t); break; }
-          if (d >= 0) vsync.push_back(d); else { ++failures; std::printf("FAIL no no-responders within 5 s\n"); }
+            if (request_once(b, subj.c_str(), 100) == NATS_NO_RESPONDERS) {
+              d = ms_since(t);
+              break;
+            }
+          if (d >= 0)
+            vsync.push_back(d);
+          else {
+            ++failures;
+            std::printf("FAIL no no-responders within 5 s\n");
+          }
         }
         ch.reap();
       }

@@ -524,6 +524,10 @@ system_slot& slot_of(caf::actor_system& sys) {
   // Replacing the slot of a dead system: watchers still attached to its (dead)
   // actors keep their local_registry alive through shared_ptr.
   entry = std::make_unique<system_slot>();
+  // Publishes the new slot to names()'s acquire load. CAF's runtime settings map
+  // (a spinlock inside libcaf) carries the pointer, but ThreadSanitizer cannot see
+  // that uninstrumented lock; this release store it can.
+  entry->current.store(entry->local.get(), std::memory_order_release);
   sys.runtime_settings().set(settings_key,
                              static_cast<caf::runtime_settings_map::generic_pointer>(entry.get()));
   return *entry;

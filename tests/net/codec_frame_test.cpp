@@ -1,6 +1,7 @@
 #include <warren/net/codec/frame.hpp>
 
 #include <doctest/doctest.h>
+#include <warren_test/counting_new.hpp> // counts allocations
 
 #include <atomic>
 #include <cstdlib>
@@ -12,24 +13,6 @@
 #include <vector>
 
 using namespace warren::net::codec;
-
-// Counts global allocations so tests can assert that decoding is allocation-free
-// per frame (replacing the global operator new is allowed in a program).
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-}
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n))
-    return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -391,7 +374,7 @@ TEST_CASE("frame: decoding many frames does not allocate per frame") {
   acks.reserve(17 * 1000);
   std::uint64_t id_sum = 0;
   std::size_t count = 0;
-  const std::size_t before = g_allocations.load();
+  const std::size_t before = warren_test::allocations.load();
   auto r = d.feed(wire, [&](const frame& f) { id_sum += f.id; });
   r = d.feed(wire, out);
   for (std::size_t pos = 0; pos < wire.size(); pos += 29)
@@ -401,7 +384,7 @@ TEST_CASE("frame: decoding many frames does not allocate per frame") {
     t.accept(i);
     t.write_ack(acks);
   }
-  CHECK(g_allocations.load() == before);
+  CHECK(warren_test::allocations.load() == before);
   CHECK(r.frames == 1000);
   CHECK(out.size() == 1000);
   CHECK(count == 1000);

@@ -1,6 +1,7 @@
 #include <warren/net/codec/line.hpp>
 
 #include <doctest/doctest.h>
+#include <warren_test/counting_new.hpp> // counts allocations
 
 #include <atomic>
 #include <cstdlib>
@@ -11,24 +12,6 @@
 #include <vector>
 
 using namespace warren::net::codec;
-
-// Counts global allocations so tests can assert that decoding is allocation-free
-// per frame (replacing the global operator new is allowed in a program).
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-}
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n))
-    return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -247,7 +230,7 @@ TEST_CASE("line: decoding many lines does not allocate per line") {
   }
 
   std::size_t count = 0, bytes = 0;
-  const std::size_t before = g_allocations.load();
+  const std::size_t before = warren_test::allocations.load();
   auto r = d.feed(wire, [&](std::string_view l) {
     ++count;
     bytes += l.size();
@@ -256,7 +239,7 @@ TEST_CASE("line: decoding many lines does not allocate per line") {
   // Chunked feeding with lines spanning chunks reuses the internal buffers.
   for (std::size_t pos = 0; pos < wire.size(); pos += 37)
     d.feed(std::string_view(wire).substr(pos, 37), [&](std::string_view) { ++count; });
-  CHECK(g_allocations.load() == before);
+  CHECK(warren_test::allocations.load() == before);
   CHECK(r.frames == 1000);
   CHECK(count == 2000);
   CHECK(out.size() == 1000);

@@ -108,8 +108,8 @@ private:
                         delete s;
                         if (!untaken)
                           return;
-                        sl->active.fetch_sub(1, std::memory_order_relaxed);
-                        st->on_conn_closed(); // a drain may wait for this socket
+                        sl->active.fetch_sub(1); // seq_cst: see on_conn_closed
+                        st->on_conn_closed();    // a drain may wait for this socket
                         if (auto a = st->acceptor(idx))
                           caf::anon_send(a, conn_closed_atom::value);
                       }};

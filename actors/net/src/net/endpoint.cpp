@@ -1333,9 +1333,9 @@ start_fn endpoint_template(std::shared_ptr<listener_state> st, std::size_t idx) 
     // Runs however the endpoint ends (kill included): counters, and a wake-up for the
     // acceptor that may be waiting below max_connections. O(1) per connection.
     h->attach_functor([st, idx] {
-      st->c.active.fetch_sub(1, std::memory_order_relaxed);
+      st->c.active.fetch_sub(1); // seq_cst: see on_conn_closed
       bump(st->c.closed);
-      st->slots[idx]->active.fetch_sub(1, std::memory_order_relaxed);
+      st->slots[idx]->active.fetch_sub(1);
       if (auto a = st->acceptor(idx))
         caf::anon_send(a, conn_closed_atom::value);
       st->on_conn_closed(); // wakes a pending drain when this was the last connection

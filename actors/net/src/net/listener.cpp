@@ -127,10 +127,10 @@ public:
           auto& d = drains_[id];
           d.rp = make_response_promise<uint64_t>();
           d.timer = start_deadline(deadline, id);
-          st_->draining.store(true, std::memory_order_relaxed);
-          // Pairs with the fence in listener_state::on_conn_closed: a connection that
-          // ends now either sees `draining` and tells us, or we see it gone here.
-          std::atomic_thread_fence(std::memory_order_seq_cst);
+          // seq_cst store, then check_idle's seq_cst loads; listener_state::on_conn_closed
+          // does the mirror image: a connection that ends now either sees `draining` and
+          // tells us, or we see it gone here.
+          st_->draining.store(true);
           check_idle();
           return caf::delegated<uint64_t>{};
         },
