@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11, measurement 5: TLS churn (connect, TLS 1.3 handshake, id line, one message, its echo,
+# Cluster measurement 5: TLS churn (connect, TLS 1.3 handshake, id line, one message, its echo,
 # close) at 1,000 new devices/s, every connection a new device id (identify = "first_message", so
 # each one is claimed, subscribed and unsubscribed on the cluster), `echo` backend. Same run:
 #   on   node 1 of the 3-node cluster (3 gateways + 3 nats-server on core $SCPU), 1,000/s to node 1

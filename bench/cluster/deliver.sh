@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11, measurement 4: deliveries through node 1's admin API (POST /v1/devices/{id}/messages) to
+# Cluster measurement 4: deliveries through node 1's admin API (POST /v1/devices/{id}/messages) to
 # devices held by node 2 (cross-node: router -> cluster agent -> NATS -> node 2's session) and to
 # devices held by node 1 itself (in-process), in the same run, alternating. Each phase uses its own
 # 1,000 idle TLS devices (one loadgen each) so that the loadgen's push latency (the body carries the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11, measurement 1: 3 gateway nodes + 3 NATS servers hold N_PER_NODE idle TLS devices each
+# Cluster measurement 1: 3 gateway nodes + 3 NATS servers hold N_PER_NODE idle TLS devices each
 # (identify = "first_message", ids n<node>-<k>). Reports each process's RSS before/after, the NATS
 # subscription counts, and reachability: from each node's admin API, 1,000 random devices held by the
 # other nodes get a POST (202 = delivered to the owning session), and from each NATS server 1,000 random

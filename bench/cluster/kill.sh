@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11, measurement 3: kill -9 of a gateway node holding devices. 10 kills; kill k takes node
+# Cluster measurement 3: kill -9 of a gateway node holding devices. 10 kills; kill k takes node
 # ((k-1) mod 3) + 1, which first gets N_KILL idle TLS devices. A prober on a surviving node's NATS
 # server (bench/cluster/probe.cpp gone) asks 500 random devices of the victim until each is delivered,
 # sends SIGKILL itself, and asks each again (1 ms after every reply, again after 20 ms without one)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11, measurement 2: registration. A connect storm of N_REG devices per node (3 loadgens at
+# Cluster measurement 2: registration. A connect storm of N_REG devices per node (3 loadgens at
 # once, as fast as they go, --max-inflight 200 each) against 3 gateway nodes; a prober
 # (bench/cluster/probe.cpp watch) asks each device from ANOTHER node's NATS server (node 1's devices
 # from s2, node 2's from s3, node 3's from s1) until `delivered`. Reported: devices reachable

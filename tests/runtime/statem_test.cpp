@@ -1,4 +1,4 @@
-// warren::sm: OTP gen_statem semantics (otp-semantics.md section 2.2). Time is the
+// warren::sm: OTP gen_statem semantics (OTP's gen_statem manual page and gen_statem.erl). Time is the
 // deterministic test clock: the tests advance it and assert exactly what fires.
 #include "warren/statem.hpp"
 

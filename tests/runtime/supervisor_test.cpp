@@ -1,4 +1,4 @@
-// Supervisor semantics, checked against OTP's supervisor (shared/reference/otp-semantics.md §1)
+// Supervisor semantics, checked against OTP's supervisor (supervisor.erl, OTP 25)
 // on the deterministic coordinator: which children restart, in which order, with which
 // identities, and how the supervisor itself ends.
 #include "support/sup_fixture.hpp"
