@@ -1,5 +1,7 @@
 #include "warren/exit.hpp"
 
+#include "warren/call_error.hpp"
+
 #include <caf/deep_to_string.hpp>
 #include <caf/make_message.hpp>
 
@@ -67,6 +69,11 @@ std::string describe_exit(const caf::error& reason) {
     if (!reason.context().empty())
       out += ": " + context_text(reason);
     return out;
+  }
+  if (reason.category() == call_error_category) {
+    if (auto inner = exit_reason_of(reason))
+      return "exited: " + describe_exit(*inner);
+    return to_string(static_cast<call_errc>(reason.code()));
   }
   if (reason.category() == caf::atom("exit"))
     return caf::to_string(static_cast<caf::exit_reason>(reason.code()));

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -38,6 +39,9 @@ struct note_t {
 struct stop_cast_t {};
 struct cont_cast_t {};
 struct unknown_t {};
+struct bad_return_t {}; // handle_call returns ignore: a bad return value
+struct self_call_t {};  // the server calls itself (blocking) from handle_call
+struct self_async_t {}; // cast: the server calls itself with async_call
 
 // Shared log of what the server did, in order.
 struct journal {
@@ -68,6 +72,9 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(note_t)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(stop_cast_t)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cont_cast_t)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(unknown_t)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bad_return_t)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(self_call_t)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(self_async_t)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(journal_ptr)
 
 namespace {
@@ -75,8 +82,9 @@ namespace {
 enum class init_mode { ok, ignore, stop, throws, cont, trap };
 
 struct counter : warren::process_base {
-  using calls = warren::type_list<get_t, add_t, slow_t, stop_call_t, boom_t, cont_call_t>;
-  using casts = warren::type_list<release_t, note_t, stop_cast_t, cont_cast_t, boom_t>;
+  using calls =
+      warren::type_list<get_t, add_t, slow_t, stop_call_t, boom_t, cont_call_t, bad_return_t, self_call_t>;
+  using casts = warren::type_list<release_t, note_t, stop_cast_t, cont_cast_t, boom_t, self_async_t>;
 
   journal_ptr log;
   int n = 0;
@@ -111,6 +119,7 @@ struct counter : warren::process_base {
   }
 
   warren::call_result<int> handle_call(const slow_t&, warren::caller& from) {
+    log->add("slow");
     deferred = from.defer<int>();
     return warren::noreply();
   }
@@ -127,6 +136,22 @@ struct counter : warren::process_base {
   warren::call_result<int> handle_call(const cont_call_t&, warren::caller&) {
     log->add("cont-call");
     return warren::reply(7).and_continue(std::string{"from-call"});
+  }
+
+  warren::call_result<int> handle_call(const bad_return_t&, warren::caller&) {
+    return warren::action{warren::ignore};
+  }
+
+  // A blocking call to itself would wait forever; it must fail at once.
+  std::string handle_call(const self_call_t&, warren::caller&) {
+    auto r = warren::call<counter>(self()->system(), self_handle(), get_t{}, std::chrono::seconds(30));
+    return r ? std::string{"replied"} : warren::describe_exit(r.error());
+  }
+
+  void handle_cast(const self_async_t&) {
+    warren::async_call<counter>(self(), self_handle(), get_t{}, warren::infinity)
+        .then([this](int) { log->add("self:replied"); },
+              [this](caf::error& e) { log->add("self:" + warren::describe_exit(e)); });
   }
 
   void handle_cast(const release_t&) {
@@ -387,7 +412,8 @@ TEST_SUITE("server") {
     run();
     caf::error err;
     h.receive([](int) {}, [&](caf::error& e) { err = e; });
-    CHECK(warren::describe_exit(err) == "{shutdown, asked}");
+    CHECK(err == warren::make_error(warren::call_errc::exited));
+    CHECK(warren::describe_exit(*warren::exit_reason_of(err)) == "{shutdown, asked}");
     CHECK(log->snapshot().back() == "terminate:{shutdown, asked}");
   }
 
@@ -514,6 +540,128 @@ TEST_SUITE("server") {
     CHECK(seen == std::vector<std::string>{"error:system_error(request_timeout)", "reply:2"});
     caf::anon_send_exit(client, caf::exit_reason::kill);
     caf::anon_send_exit(srv, caf::exit_reason::kill);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "calls watch the server: an exit before the reply fails the call at once") {
+    // Infinite timeouts throughout: without the watch these calls would wait forever.
+    std::vector<std::string> seen;
+    auto record = [&](caf::event_based_actor* self, caf::actor srv, auto req) {
+      warren::async_call<counter>(self, srv, req, warren::infinity)
+          .then([&](int x) { seen.push_back("reply:" + std::to_string(x)); },
+                [&](caf::error& e) {
+                  auto reason = warren::exit_reason_of(e);
+                  seen.push_back(reason ? "exited:" + warren::describe_exit(*reason)
+                                        : "other:" + caf::to_string(e));
+                });
+    };
+    SUBCASE("after deferring the reply") {
+      auto srv = start();
+      auto client = sys.spawn([&](caf::event_based_actor* self, int) { record(self, srv, slow_t{}); }, 0);
+      run();
+      CHECK(seen.empty());
+      warren::cast<counter>(srv, stop_cast_t{});
+      run();
+      CHECK(seen == std::vector<std::string>{"exited:{shutdown, cast-stop}"});
+      caf::anon_send_exit(client, caf::exit_reason::kill);
+    }
+    SUBCASE("killed while holding the call") {
+      auto srv = start();
+      auto client = sys.spawn([&](caf::event_based_actor* self, int) { record(self, srv, slow_t{}); }, 0);
+      run();
+      caf::anon_send_exit(srv, caf::exit_reason::kill);
+      run();
+      CHECK(seen == std::vector<std::string>{"exited:killed"});
+      caf::anon_send_exit(client, caf::exit_reason::kill);
+    }
+    SUBCASE("a bad return value") {
+      auto srv = start();
+      auto client =
+          sys.spawn([&](caf::event_based_actor* self, int) { record(self, srv, bad_return_t{}); }, 0);
+      run();
+      REQUIRE(seen.size() == 1);
+      CHECK(seen[0].rfind("exited:bad_return_value", 0) == 0);
+      caf::anon_send_exit(client, caf::exit_reason::kill);
+    }
+    SUBCASE("stop without a reply: the exit reason, as a value") {
+      auto srv = start();
+      auto client =
+          sys.spawn([&](caf::event_based_actor* self, int) { record(self, srv, stop_call_t{false}); }, 0);
+      run();
+      CHECK(seen == std::vector<std::string>{"exited:{shutdown, asked}"});
+      caf::anon_send_exit(client, caf::exit_reason::kill);
+    }
+    SUBCASE("a call queued when the server stops: the exit reason, not noproc") {
+      auto srv = start();
+      // Both queued before the server runs: the stop first, then the call.
+      auto client = sys.spawn(
+          [&](caf::event_based_actor* self, int) {
+            self->send(srv, warren::cast_atom::value, stop_cast_t{});
+            record(self, srv, add_t{1});
+          },
+          0);
+      run();
+      CHECK(seen == std::vector<std::string>{"exited:{shutdown, cast-stop}"});
+      caf::anon_send_exit(client, caf::exit_reason::kill);
+    }
+    SUBCASE("a call to a server already gone: request_receiver_down (noproc)") {
+      auto srv = start();
+      caf::anon_send_exit(srv, caf::exit_reason::kill);
+      run();
+      auto client = sys.spawn([&](caf::event_based_actor* self, int) { record(self, srv, add_t{1}); }, 0);
+      run();
+      CHECK(seen == std::vector<std::string>{
+                        "other:" + caf::to_string(caf::make_error(caf::sec::request_receiver_down))});
+      caf::anon_send_exit(client, caf::exit_reason::kill);
+    }
+    SUBCASE("a reply detaches the watch") {
+      auto srv = start();
+      auto client = sys.spawn([&](caf::event_based_actor* self, int) { record(self, srv, add_t{4}); }, 0);
+      // The watch holds the caller weakly: once the call is done, the caller's weak
+      // count is back where it was, though the server lives on.
+      auto* ctrl = caf::actor_cast<caf::actor_control_block*>(client);
+      auto weak_before = ctrl->weak_refs.load();
+      run();
+      CHECK(seen == std::vector<std::string>{"reply:4"});
+      CHECK(ctrl->weak_refs.load() == weak_before);
+      caf::anon_send_exit(srv, caf::exit_reason::kill);
+      run();
+      CHECK(seen == std::vector<std::string>{"reply:4"});
+      caf::anon_send_exit(client, caf::exit_reason::kill);
+    }
+  }
+
+  TEST_CASE_FIXTURE(fixture, "an async call to oneself fails at once with calling_self") {
+    auto srv = start();
+    warren::cast<counter>(srv, self_async_t{});
+    run();
+    CHECK(log->snapshot().back() == "self:calling_self");
+    caf::anon_send_exit(srv, caf::exit_reason::kill);
+  }
+
+  TEST_CASE("blocking calls: an exit before the reply and a call to oneself fail at once") {
+    caf::actor_system_config cfg;
+    cfg.set("logger.verbosity", caf::atom("quiet"));
+    caf::actor_system sys{cfg};
+    auto log = std::make_shared<journal>();
+    auto hdl = warren::spawn_server<counter>(sys, log, init_mode::ok);
+    REQUIRE(hdl);
+    counter_ref srv{*hdl};
+    // A blocking call to itself from a handler: calling_self, not a 30 s wait.
+    auto r1 = warren::call(sys, srv, self_call_t{});
+    REQUIRE(r1);
+    CHECK(*r1 == "calling_self");
+    // The server defers the reply, then stops: the caller learns why, with an
+    // infinite timeout.
+    std::thread stopper{[&] {
+      while (log->snapshot().empty() || log->snapshot().back() != "slow")
+        std::this_thread::yield();
+      warren::cast(srv, stop_cast_t{});
+    }};
+    auto r2 = warren::call(sys, srv, slow_t{}, warren::infinity);
+    stopper.join();
+    REQUIRE(!r2);
+    CHECK(r2.error() == warren::make_error(warren::call_errc::exited));
+    CHECK(warren::describe_exit(*warren::exit_reason_of(r2.error())) == "{shutdown, cast-stop}");
   }
 
   TEST_CASE("server_child builds a worker spec that starts the server") {

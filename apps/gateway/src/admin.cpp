@@ -4,6 +4,7 @@
 
 #include <warren/backend/control.hpp>
 #include <warren/backend/local.hpp>
+#include <warren/call_error.hpp>
 #include <warren/log.hpp>
 #include <warren/net/listener.hpp>
 #include <warren/registry.hpp>
@@ -134,7 +135,8 @@ private:
                 body = {{"error",
                          "not queued: " + backend::to_string(static_cast<backend::backend_errc>(err.code()))},
                         {to_string(kind) + "_id", target}};
-              } else if (err == caf::sec::request_receiver_down || err == caf::sec::unexpected_message) {
+              } else if (err == caf::sec::request_receiver_down || err == caf::sec::unexpected_message ||
+                         warren::exit_reason_of(err)) { // the session exited with the request queued
                 status = 404;
                 body = {{"error", "not connected"}, {to_string(kind) + "_id", target}};
               } else {

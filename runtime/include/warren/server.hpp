@@ -31,14 +31,20 @@
 // Wire format: a call is a request (call_atom, Req), a cast (cast_atom, Msg); any other
 // message, trapped exits and down messages go to handle_info.
 //
-// Errors a caller sees: caf::sec::request_timeout when the call times out (the late
-// reply is dropped), caf::sec::request_receiver_down when the server is dead or dies
-// before answering, caf::sec::invalid_argument for a null handle,
-// caf::sec::unexpected_message for a call type the server does not declare, and the
-// stop reason when the server stops from this call without replying.
+// Errors a caller sees (warren/call_error.hpp): caf::sec::request_timeout when the call
+// times out (the late reply is dropped); call_errc::exited with the exit reason as soon
+// as the server exits before answering, whatever the timeout: the call watches the
+// server, as gen_server:call monitors it (a call still queued, one whose reply was
+// deferred, one the server stopped from without a reply, a bad return value, a crash,
+// a kill); caf::sec::request_receiver_down when the server was gone before the call
+// (OTP's noproc); call_errc::calling_self for a call to oneself (it would wait for its
+// own answer); caf::sec::invalid_argument for a null handle;
+// caf::sec::unexpected_message for a call type the server does not declare.
 #pragma once
 
+#include "warren/call_error.hpp"
 #include "warren/detail/behaviour.hpp"
+#include "warren/detail/call_watch.hpp"
 
 #include <caf/response_handle.hpp>
 #include <caf/response_promise.hpp>
@@ -387,7 +393,7 @@ private:
         if (r.has_reply())
           rp.deliver(std::move(r.value()));
         else if (rp.pending())
-          rp.deliver(reason ? reason : caf::make_error(caf::sec::request_receiver_down));
+          rp.deliver(server_exited(reason));
         return caf::delegated<T>{};
       }
       case action::kind::ignore:
@@ -522,26 +528,22 @@ private:
 namespace detail {
 
 template <class Reply>
-struct blocking_receive {
-  static caf::expected<Reply> run(caf::scoped_actor& self, const caf::actor& dest, caf::duration timeout,
-                                  caf::message msg) {
-    caf::expected<Reply> result{caf::make_error(caf::sec::request_timeout)};
-    self->request(dest, timeout, std::move(msg))
-        .receive([&](Reply& x) { result = std::move(x); }, [&](caf::error& e) { result = std::move(e); });
-    return result;
+caf::expected<Reply> blocking_call(caf::scoped_actor& self, const caf::actor& dest, caf::duration timeout,
+                                   caf::message msg) {
+  if (dest && running_behaviour() == caf::actor_cast<caf::abstract_actor*>(dest))
+    return make_error(call_errc::calling_self); // a server calling itself from a handler
+  auto [hdl, token] = watched_request(self.ptr(), dest, timeout, std::move(msg));
+  caf::expected<Reply> result{caf::make_error(caf::sec::request_timeout)};
+  auto on_error = unwatching<caf::error>(dest, token, [&](caf::error& e) { result = std::move(e); });
+  if constexpr (std::is_void_v<Reply>) {
+    result = caf::expected<void>{};
+    hdl.receive(unwatching<void>(dest, token, [] {}), std::move(on_error));
+  } else {
+    hdl.receive(unwatching<Reply>(dest, token, [&](Reply& x) { result = std::move(x); }),
+                std::move(on_error));
   }
-};
-
-template <>
-struct blocking_receive<void> {
-  static caf::expected<void> run(caf::scoped_actor& self, const caf::actor& dest, caf::duration timeout,
-                                 caf::message msg) {
-    caf::expected<void> result;
-    self->request(dest, timeout, std::move(msg))
-        .receive([&]() {}, [&](caf::error& e) { result = std::move(e); });
-    return result;
-  }
-};
+  return result;
+}
 
 } // namespace detail
 
@@ -556,8 +558,8 @@ caf::expected<detail::call_reply_t<T, Req>> call(caf::scoped_actor& self, const 
   using reply = detail::call_reply_t<T, Req>;
   if (!dest)
     return caf::make_error(caf::sec::invalid_argument);
-  return detail::blocking_receive<reply>::run(self, dest, detail::to_caf_duration(timeout),
-                                              caf::make_message(call_atom::value, std::forward<Req>(req)));
+  return detail::blocking_call<reply>(self, dest, detail::to_caf_duration(timeout),
+                                      caf::make_message(call_atom::value, std::forward<Req>(req)));
 }
 
 /// Blocking call from an ordinary thread: OTP's gen_server:call. A late reply is
@@ -590,39 +592,46 @@ public:
   using handle_type = decltype(std::declval<Self*>()->request(std::declval<caf::actor>(), caf::duration{},
                                                               std::declval<caf::message>()));
 
-  explicit pending_call(handle_type h) : hdl_(std::move(h)) {}
+  pending_call(handle_type h, caf::actor server, const void* token)
+    : hdl_(std::move(h)), server_(std::move(server)), token_(token) {}
 
   template <class F, class G>
   void then(F on_reply, G on_error) && {
-    hdl_.then(adapt(std::move(on_reply)), [g = std::move(on_error)](caf::error& e) mutable { g(e); });
+    hdl_.then(adapt(std::move(on_reply)),
+              detail::unwatching<caf::error>(server_, token_, std::move(on_error)));
   }
 
   template <class F, class G>
   void await(F on_reply, G on_error) && {
-    hdl_.await(adapt(std::move(on_reply)), [g = std::move(on_error)](caf::error& e) mutable { g(e); });
+    hdl_.await(adapt(std::move(on_reply)),
+               detail::unwatching<caf::error>(server_, token_, std::move(on_error)));
   }
 
 private:
   template <class F>
-  static auto adapt(F f) {
-    if constexpr (std::is_void_v<Reply>) {
+  auto adapt(F f) {
+    if constexpr (std::is_void_v<Reply>)
       static_assert(std::is_invocable_v<F&>, "the reply handler of a void call takes no argument");
-      return [f = std::move(f)]() mutable { f(); };
-    } else {
+    else
       static_assert(std::is_invocable_v<F&, Reply&>, "the reply handler does not accept the reply type");
-      return [f = std::move(f)](Reply& x) mutable { f(x); };
-    }
+    return detail::unwatching<Reply>(server_, token_, std::move(f));
   }
 
   handle_type hdl_;
+  caf::actor server_;
+  const void* token_;
 };
 
-/// Asynchronous call from inside an actor (event-based or blocking).
+/// Asynchronous call from inside an actor (event-based or blocking). Like
+/// gen_server:call it watches the server: should the server exit first, the error
+/// handler gets call_errc::exited with the exit reason at once, whatever the timeout.
+/// A call to the calling actor itself fails at once with call_errc::calling_self.
 template <class T, class Self, class Req>
 auto async_call(Self* self, const caf::actor& dest, Req&& req, caf::timespan timeout = default_call_timeout) {
   using reply = detail::call_reply_t<T, Req>;
-  return pending_call<reply, Self>{
-      self->request(dest, detail::to_caf_duration(timeout), call_atom::value, std::forward<Req>(req))};
+  auto [hdl, token] = detail::watched_request(self, dest, detail::to_caf_duration(timeout),
+                                              caf::make_message(call_atom::value, std::forward<Req>(req)));
+  return pending_call<reply, Self>{std::move(hdl), dest, token};
 }
 
 template <class Impl, class Self, class Req>

@@ -18,6 +18,7 @@
 #pragma once
 
 #include "warren/child_spec.hpp"
+#include "warren/detail/call_watch.hpp"
 #include "warren/exit.hpp"
 #include "warren/log.hpp"
 
@@ -95,6 +96,9 @@ public:
   void trap_exit(bool on) noexcept { trap_exit_ = on; }
   /// True once terminate ran or the actor decided to quit.
   bool stopping() const noexcept { return stopping_; }
+
+  resume_result resume(caf::execution_unit* ctx, size_t max_throughput) override;
+  bool cleanup(caf::error&& fail_state, caf::execution_unit* host) override;
 
   /// Runs terminate (once) and quits with `reason`, or with the reason terminate
   /// threw. The caller must return to CAF without running more callbacks.
@@ -183,6 +187,27 @@ private:
   start_outcome::kind init_kind_ = start_outcome::kind::pending;
   caf::error init_reason_;
 };
+
+inline caf::resumable::resume_result behaviour_actor::resume(caf::execution_unit* ctx,
+                                                             size_t max_throughput) {
+  // Marks the thread as running this actor, for the calling_self check of a blocking
+  // call made from one of its handlers.
+  auto& running = running_behaviour();
+  auto prev = running;
+  running = this;
+  auto result = caf::event_based_actor::resume(ctx, max_throughput);
+  running = prev;
+  return result;
+}
+
+inline bool behaviour_actor::cleanup(caf::error&& fail_state, caf::execution_unit* host) {
+  // OTP: a call still queued when the server dies fails with the server's exit
+  // reason (the caller's monitor fires). CAF would bounce it with
+  // request_receiver_down, which reads as noproc, so the mailbox is drained here
+  // first; CAF's own cleanup then finds it closed.
+  bounce_queued_requests(*this, fail_state, host);
+  return caf::event_based_actor::cleanup(std::move(fail_state), host);
+}
 
 /// The actor whose implementation is being constructed on this thread (read by
 /// process_base's constructor).
