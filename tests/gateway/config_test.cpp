@@ -183,3 +183,37 @@ TEST_CASE("config: sched_batch is on unless [gateway] turns it off") {
   CHECK_FALSE(gw::parse_config("[gateway]\nsched_batch = false\n", "config_test").sched_batch);
   CHECK_THROWS_AS(gw::parse_config("[gateway]\nsched_batch = 3\n", "config_test"), std::runtime_error);
 }
+
+TEST_CASE("config: [admin] limits, token, token_file and TLS") {
+  auto c =
+      gw::parse_config("[admin]\nbody_limit = 4096\nmax_connections = 8\nmax_requests = 3\nidle_timeout = "
+                       "\"2s\"\nread_timeout = \"3s\"\ntoken = \"abc\"\ncert_file = \"c.pem\"\nkey_file = "
+                       "\"k.pem\"\n",
+                       "config_test");
+  CHECK(c.admin.body_limit == 4096);
+  CHECK(c.admin.max_connections == 8);
+  CHECK(c.admin.max_requests == 3);
+  CHECK(c.admin.idle_timeout == std::chrono::seconds(2));
+  CHECK(c.admin.read_timeout == std::chrono::seconds(3));
+  CHECK(c.admin.token == "abc");
+  CHECK(c.admin.cert_file == "c.pem");
+  CHECK(validation_error(c).empty());
+
+  auto file = std::filesystem::temp_directory_path() / ("warren-token-" + std::to_string(::getpid()));
+  std::ofstream{file} << "from-file \r\nsecond line\n";
+  auto f = gw::parse_config("[admin]\ntoken_file = \"" + file.string() + "\"\n", "config_test");
+  CHECK(f.admin.token == "from-file");
+  std::filesystem::remove(file);
+  CHECK_THROWS_AS(gw::parse_config("[admin]\ntoken_file = \"" + file.string() + "\"\n", "config_test"),
+                  std::runtime_error);
+
+  auto bad = gw::default_config();
+  bad.admin.cert_file = "c.pem";
+  CHECK(validation_error(bad).find("both cert_file and key_file") != std::string::npos);
+  bad = gw::default_config();
+  bad.admin.token = "has space";
+  CHECK(validation_error(bad).find("printable ASCII") != std::string::npos);
+  bad = gw::default_config();
+  bad.admin.body_limit = 0;
+  CHECK(validation_error(bad).find("must be positive") != std::string::npos);
+}

@@ -1,5 +1,6 @@
 #include "admin.hpp"
 
+#include "admin_server.hpp"
 #include "cluster_directory.hpp"
 
 #include <warren/backend/control.hpp>
@@ -13,8 +14,11 @@
 #include <caf/all.hpp>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
 
 #include <chrono>
+#include <optional>
+#include <string_view>
 #include <thread>
 
 namespace warren::gateway {
@@ -24,7 +28,8 @@ namespace {
 using json = nlohmann::json;
 
 struct server_box {
-  httplib::Server http;
+  explicit server_box(admin_server_options o) : http(std::move(o)) {}
+  admin_server http;
   std::thread thread;
   ~server_box() {
     http.stop();
@@ -35,7 +40,65 @@ struct server_box {
 
 void reply_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump() + "\n", "application/json");
+  // replace: a device-supplied string that is not UTF-8 must not turn a reply into a 500
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", "application/json");
+}
+
+/// Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    auto b = static_cast<unsigned char>(s[i]);
+    std::size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xe ? 3 : (b >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size())
+      return false;
+    uint32_t cp = n == 1 ? b : b & (0x7f >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+      auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xc0) != 0x80)
+        return false;
+      cp = (cp << 6) | (c & 0x3f);
+    }
+    static constexpr uint32_t min_of[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_of[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += n;
+  }
+  return true;
+}
+
+/// The id in `/v1/<kind>/{id}/messages`, taken from the raw target and percent-decoded
+/// here: httplib decodes the path before matching, so an id with an encoded '/' would
+/// not be one segment. Empty: no such route shape, or a bad %-escape.
+std::optional<std::string> id_segment(const httplib::Request& req, std::string_view prefix) {
+  std::string_view t{req.target};
+  t = t.substr(0, t.find('?'));
+  constexpr std::string_view suffix = "/messages";
+  if (!t.starts_with(prefix) || !t.ends_with(suffix) || t.size() <= prefix.size() + suffix.size())
+    return std::nullopt;
+  auto raw = t.substr(prefix.size(), t.size() - prefix.size() - suffix.size());
+  std::string out;
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '/')
+      return std::nullopt;
+    if (raw[i] != '%') {
+      out += raw[i];
+      continue;
+    }
+    auto hex = [](char c) -> int {
+      return c >= '0' && c <= '9'   ? c - '0'
+             : c >= 'a' && c <= 'f' ? c - 'a' + 10
+             : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                    : -1;
+    };
+    if (i + 2 >= raw.size())
+      return std::nullopt;
+    int hi = hex(raw[i + 1]), lo = hex(raw[i + 2]);
+    if (hi < 0 || lo < 0)
+      return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
 }
 
 json session_to_json(const session_view& v) {
@@ -53,29 +116,87 @@ class http_api {
 public:
   http_api(caf::actor_system& sys, admin_env env) : sys_(sys), env_(std::move(env)) {}
 
-  void install(httplib::Server& s) {
-    s.Post(R"(/v1/devices/([^/]+)/messages)", [this](const httplib::Request& req, httplib::Response& res) {
+  /// The routes. A new group (in its own file) is mounted here too: the guard below
+  /// covers it, and probes_ lists the only paths it leaves open.
+  void install(admin_server& s) {
+    server_ = &s;
+    s.set_guard([this](const httplib::Request& req, httplib::Response& res) { return guard(req, res); });
+    s.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+      // The details go to the log, never to the client.
+      std::string what = "unknown exception";
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      static log_limit limit;
+      if (uint64_t held; limit.allow(held))
+        log().error("admin API: {} {}: {} ({} more since the last report)", req.method, req.path, what, held);
+      reply_json(res, 500, {{"error", "internal error"}});
+    });
+    s.Post(R"(/v1/devices/(.+)/messages)", [this](const httplib::Request& req, httplib::Response& res) {
       deliver(backend::address_kind::device, req, res);
     });
-    s.Post(R"(/v1/connections/([^/]+)/messages)",
-           [this](const httplib::Request& req, httplib::Response& res) {
-             deliver(backend::address_kind::connection, req, res);
-           });
+    s.Post(R"(/v1/connections/(.+)/messages)", [this](const httplib::Request& req, httplib::Response& res) {
+      deliver(backend::address_kind::connection, req, res);
+    });
     s.Get("/v1/connections",
           [this](const httplib::Request& req, httplib::Response& res) { connections(req, res); });
     s.Get("/v1/cluster", [this](const httplib::Request&, httplib::Response& res) { cluster(res); });
     s.Get("/v1/tree", [this](const httplib::Request&, httplib::Response& res) { tree(res); });
     s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { metrics(res); });
+    // Probes: liveness (the process serves) and readiness (it should get traffic).
     s.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
       reply_json(res, 200, {{"status", "ok"}, {"connections", env_.registry->connections()}});
     });
+    s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { readyz(res); });
   }
 
 private:
+  /// Every route but the probes needs the bearer token, when one is configured.
+  admin_server::HandlerResponse guard(const httplib::Request& req, httplib::Response& res) {
+    if (env_.cfg.token.empty() || req.path == "/healthz" || req.path == "/readyz")
+      return admin_server::HandlerResponse::Unhandled;
+    auto given = req.get_header_value("Authorization");
+    auto expected = "Bearer " + env_.cfg.token;
+    if (req.get_header_value_count("Authorization") == 1 && given.size() == expected.size() &&
+        CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0)
+      return admin_server::HandlerResponse::Unhandled;
+    env_.metrics->admin_unauthorized.fetch_add(1, std::memory_order_relaxed);
+    admin_server::close_after_reply(); // a body may follow, unread
+    res.set_header("WWW-Authenticate", "Bearer realm=\"warren-admin\"");
+    reply_json(res, 401, {{"error", "a valid Authorization: Bearer token is required"}});
+    return admin_server::HandlerResponse::Handled;
+  }
+
+  void readyz(httplib::Response& res) {
+    auto reasons = env_.not_ready ? env_.not_ready() : std::vector<std::string>{};
+    if (reasons.empty())
+      reply_json(res, 200, {{"status", "ready"}});
+    else
+      reply_json(res, 503, {{"status", "not ready"}, {"reasons", reasons}});
+  }
+
   void deliver(backend::address_kind kind, const httplib::Request& req, httplib::Response& res) {
+    auto id = id_segment(req, kind == backend::address_kind::device ? "/v1/devices/" : "/v1/connections/");
+    if (!id) {
+      reply_json(
+          res, 400,
+          {{"error", "the id must be one path segment (percent-encode '/' as %2F) with valid %-escapes"}});
+      return;
+    }
+    if (!valid_utf8(*id)) {
+      reply_json(res, 400, {{"error", "the id is not valid UTF-8"}});
+      return;
+    }
+    if (req.body.size() > env_.cfg.body_limit) { // a chunked body: its size is known only now
+      reply_json(res, 413, {{"error", "request body larger than the admin API's body_limit"}});
+      return;
+    }
     backend::to_device_message msg;
     msg.kind = kind;
-    msg.target = req.matches[1].str();
+    msg.target = *id;
     msg.payload = req.body;
     if (req.has_param("to_device_seq")) {
       try {
@@ -141,7 +262,11 @@ private:
                 body = {{"error", "not connected"}, {to_string(kind) + "_id", target}};
               } else {
                 status = 503;
-                body = {{"error", sys_.render(err)}};
+                body = {{"error", "not delivered: the gateway could not route it now"}};
+                static log_limit limit;
+                if (uint64_t held; limit.allow(held))
+                  log().warn("admin API: delivery to {} failed: {} ({} more since the last report)", target,
+                             sys_.render(err), held);
               }
             });
     if (status == 404 || status >= 500) // the session counted its own refusals (409)
@@ -225,7 +350,8 @@ private:
     }
     auto t = sup::tree(sys_, top);
     if (!t) {
-      reply_json(res, 503, {{"error", sys_.render(t.error())}});
+      log().warn("admin API: /v1/tree: {}", sys_.render(t.error()));
+      reply_json(res, 503, {{"error", "the supervision tree did not answer"}});
       return;
     }
     res.status = 200;
@@ -237,13 +363,34 @@ private:
     for (auto& id : env_.listeners)
       if (auto c = net::listener::counters(sys_, id))
         ls.emplace_back(id, *c);
+    auto text = render_prometheus(*env_.metrics, *env_.registry, ls, env_.cluster.get());
+    auto ld = [](const std::atomic<uint64_t>& x) { return x.load(std::memory_order_relaxed); };
+    auto& a = server_->counters();
+    prometheus_metric(text, "warren_admin_connections_total", "Admin API connections accepted.",
+                      ld(a.connections));
+    prometheus_metric(text, "warren_admin_refused_total",
+                      "Admin API connections refused (max_connections, all busy).", ld(a.refused));
+    prometheus_metric(
+        text, "warren_admin_evicted_total",
+        "Admin API connections closed idle or slow to make room for a new one (max_connections).",
+        ld(a.evicted));
+    prometheus_metric(text, "warren_admin_idle_closes_total", "Admin API connections closed idle.",
+                      ld(a.idle_closes));
+    prometheus_metric(text, "warren_admin_read_timeouts_total",
+                      "Admin API requests not read within read_timeout.", ld(a.read_timeouts));
+    prometheus_metric(text, "warren_admin_rejected_total",
+                      "Admin API requests refused before routing (framing, limits).", ld(a.rejected));
+    prometheus_metric(text, "warren_admin_unauthorized_total", "Admin API requests without the bearer token.",
+                      ld(env_.metrics->admin_unauthorized));
+    prometheus_metric(text, "warren_admin_tls_failures_total", "Admin API TLS handshakes that failed.",
+                      ld(a.tls_failures));
     res.status = 200;
-    res.set_content(render_prometheus(*env_.metrics, *env_.registry, ls, env_.cluster.get()),
-                    "text/plain; version=0.0.4");
+    res.set_content(text, "text/plain; version=0.0.4");
   }
 
   caf::actor_system& sys_;
   admin_env env_;
+  admin_server* server_ = nullptr; ///< outlives this (server_box before http_api)
   std::atomic<std::size_t> next_{0};
 };
 
@@ -285,21 +432,26 @@ child_spec admin_child(admin_env env) {
   spec.id = "admin";
   spec.shutdown = shutdown_spec::timeout(std::chrono::seconds(10));
   spec.start = [env](const start_context& ctx) -> start_result {
-    auto box = std::make_shared<server_box>();
+    admin_server_options o;
+    o.bind = env.cfg.bind;
+    o.port = env.cfg.port;
+    o.threads = std::max<std::size_t>(1, env.cfg.threads);
+    o.max_connections = env.cfg.max_connections;
+    o.body_limit = env.cfg.body_limit;
+    o.max_requests = env.cfg.max_requests;
+    o.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(env.cfg.idle_timeout);
+    o.read_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(env.cfg.read_timeout);
+    o.backlog = std::max<int>(128, static_cast<int>(std::min<std::size_t>(env.cfg.max_connections, 4096)));
+    o.cert_file = env.cfg.cert_file;
+    o.key_file = env.cfg.key_file;
+    auto box = std::make_shared<server_box>(std::move(o));
     auto api = std::make_shared<http_api>(ctx.system(), env);
     api->install(box->http);
-    auto threads = std::max<std::size_t>(1, env.cfg.threads);
-    box->http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    int port;
-    if (env.cfg.port == 0)
-      port = box->http.bind_to_any_port(env.cfg.bind);
-    else
-      port = box->http.bind_to_port(env.cfg.bind, env.cfg.port) ? env.cfg.port : -1;
-    if (port < 0)
-      return make_error(exit_code::bad_start,
-                        "admin API: cannot bind " + env.cfg.bind + ":" + std::to_string(env.cfg.port));
+    if (auto err = box->http.start(); !err.empty())
+      return make_error(exit_code::bad_start, err);
+    auto port = box->http.port();
     if (env.bound_port)
-      env.bound_port->store(static_cast<uint16_t>(port));
+      env.bound_port->store(port);
     box->thread = std::thread{[b = box.get()] { b->http.listen_after_bind(); }};
     // httplib's stop() only ends a listen loop that has started: stopped before that, the
     // loop would block in accept() and ~server_box in join() (a stop right after the
@@ -307,7 +459,8 @@ child_spec admin_child(admin_env env) {
     for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
          !box->http.is_running() && std::chrono::steady_clock::now() < until;)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    log().info("admin API on http://{}:{}", env.cfg.bind, port);
+    log().info("admin API on {}://{}:{}{}", box->http.tls() ? "https" : "http", env.cfg.bind, port,
+               env.cfg.token.empty() ? "" : " (bearer token required)");
     return caf::actor{ctx.system().spawn<admin_actor>(std::move(box), std::move(api))};
   };
   return spec;

@@ -8,7 +8,12 @@
 //   GET  /v1/cluster                     this node, its NATS link, the nodes that answer
 //   GET  /v1/tree                        the supervision tree (JSON)
 //   GET  /metrics                        Prometheus text
-//   GET  /healthz                        {"status":"ok",...}
+//   GET  /healthz                        {"status":"ok",...} (liveness)
+//   GET  /readyz                         200 ready / 503 with the reasons (draining, listeners, backend)
+//
+// With [admin] token set, every route but /healthz and /readyz needs
+// "Authorization: Bearer <token>"; with cert_file and key_file, HTTPS only.
+// The HTTP server itself (limits, timeouts, framing, TLS): admin_server.hpp.
 #pragma once
 
 #include "config.hpp"
@@ -34,6 +39,8 @@ struct admin_env {
   std::size_t consumers = 0;                         ///< local backend consumers to route through (0: direct)
   std::function<caf::actor()> top;                   ///< the top supervisor (for /v1/tree)
   std::shared_ptr<std::atomic<uint16_t>> bound_port; ///< set once listening
+  /// Why this node should get no traffic now (empty: ready), for /readyz.
+  std::function<std::vector<std::string>()> not_ready;
 };
 
 child_spec admin_child(admin_env env);

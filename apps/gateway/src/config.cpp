@@ -199,6 +199,20 @@ void apply_listener(section& s, listener_config& l) {
 } // namespace
 
 void validate_config(const config& c) {
+  if (c.admin.enabled) {
+    auto& a = c.admin;
+    if (a.cert_file.empty() != a.key_file.empty())
+      throw std::runtime_error("[admin]: TLS needs both cert_file and key_file");
+    if (a.body_limit == 0 || a.max_connections == 0 || a.max_requests == 0 || a.threads == 0)
+      throw std::runtime_error(
+          "[admin]: body_limit, max_connections, max_requests and threads must be positive");
+    if (a.idle_timeout.count() <= 0 || a.read_timeout.count() <= 0)
+      throw std::runtime_error("[admin]: idle_timeout and read_timeout must be positive");
+    // The token goes in an HTTP header: printable ASCII without spaces.
+    for (char ch : a.token)
+      if (ch <= 0x20 || ch >= 0x7f)
+        throw std::runtime_error("[admin]: token must be printable ASCII without spaces");
+  }
   if (c.cluster.enabled) {
     if (auto problem = cluster::options_problem(c.cluster.nats); !problem.empty())
       throw std::runtime_error("[cluster]: " + problem);
@@ -292,6 +306,24 @@ config parse_config(std::string_view text, std::string_view source) {
     s.get_int("port", c.admin.port);
     s.get_int("threads", c.admin.threads);
     s.get_duration("request_timeout", c.admin.request_timeout);
+    s.get_int("body_limit", c.admin.body_limit);
+    s.get_int("max_connections", c.admin.max_connections);
+    s.get_int("max_requests", c.admin.max_requests);
+    s.get_duration("idle_timeout", c.admin.idle_timeout);
+    s.get_duration("read_timeout", c.admin.read_timeout);
+    s.get("token", c.admin.token);
+    std::string token_file;
+    s.get("token_file", token_file);
+    if (!token_file.empty()) {
+      // A secret kept out of the config file: its first line.
+      std::ifstream in{token_file};
+      if (!in || !std::getline(in, c.admin.token))
+        fail(s.where(), "token_file " + token_file + " cannot be read");
+      while (!c.admin.token.empty() && (c.admin.token.back() == '\r' || c.admin.token.back() == ' '))
+        c.admin.token.pop_back();
+    }
+    s.get("cert_file", c.admin.cert_file);
+    s.get("key_file", c.admin.key_file);
   }
   if (auto t = top.table("cluster")) {
     section s{*t, "[cluster]"};

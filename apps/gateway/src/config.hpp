@@ -36,6 +36,13 @@ struct admin_config {
   uint16_t port = 8080;
   std::size_t threads = 4;
   caf::timespan request_timeout = std::chrono::seconds(5);
+  std::size_t body_limit = 1 << 20;                      ///< request body bytes; larger: 413
+  std::size_t max_connections = 256;                     ///< open at once; more are closed at accept
+  std::size_t max_requests = 100;                        ///< per keep-alive connection
+  caf::timespan idle_timeout = std::chrono::seconds(5);  ///< keep-alive idle, then close
+  caf::timespan read_timeout = std::chrono::seconds(10); ///< a request's first byte to its last
+  std::string token;               ///< set: every route but /healthz, /readyz needs "Bearer <token>"
+  std::string cert_file, key_file; ///< both set: the admin API speaks HTTPS only
 };
 
 struct backend_config {

@@ -80,7 +80,8 @@ int somaxconn() {
 
 gateway::gateway(config cfg)
   : cfg_(std::move(cfg)), registry_(std::make_shared<session_registry>()),
-    metrics_(std::make_shared<gateway_metrics>()), admin_port_(std::make_shared<std::atomic<uint16_t>>(0)) {
+    metrics_(std::make_shared<gateway_metrics>()), admin_port_(std::make_shared<std::atomic<uint16_t>>(0)),
+    draining_(std::make_shared<std::atomic<bool>>(false)) {
   if (cfg_.backend.kind == "local") {
     if (!cfg_.backend.local.hub)
       cfg_.backend.local.hub = std::make_shared<backend::local_hub>();
@@ -198,6 +199,7 @@ caf::error gateway::start() {
       aenv.consumers = spec.kind == "local" ? cfg_.backend.local.consumers : 0;
       aenv.top = [app = app_.get()] { return app->top(); };
       aenv.bound_port = admin_port_;
+      aenv.not_ready = [this] { return not_ready(); };
       children.push_back(admin_child(std::move(aenv)));
     }
     child_spec metrics;
@@ -250,6 +252,22 @@ void gateway::write_ports_file() const {
   std::filesystem::rename(tmp, cfg_.ports_file);
 }
 
+std::vector<std::string> gateway::not_ready() const {
+  std::vector<std::string> why;
+  // The drain hook: set when shutdown() starts.
+  if (draining_->load())
+    why.push_back("draining");
+  for (auto& l : cfg_.listeners)
+    if (!net::listener::port(*sys_, l.name))
+      why.push_back("listener " + l.name + " is not listening");
+  // A producer between crash and restart: sessions have nowhere to publish.
+  auto& ns = warren::names(*sys_);
+  for (auto& n : producer_names_)
+    if (!ns.whereis(n))
+      why.push_back("backend producer " + n + " is not running");
+  return why;
+}
+
 int gateway::run() {
   if (!started_)
     return application::exit_start_failed;
@@ -261,6 +279,7 @@ void gateway::shutdown() {
   std::call_once(shutdown_once_, [this] {
     if (!started_)
       return;
+    draining_->store(true); // /readyz: not ready from now on
     log().info("stopping: no new connections; draining devices for up to {}",
                format_duration(cfg_.drain_timeout));
     for (auto& l : cfg_.listeners)

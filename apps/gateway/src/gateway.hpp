@@ -66,6 +66,10 @@ public:
   /// The development certificate in use (empty if every listener has its own).
   const std::string& dev_cert_file() const { return dev_cert_; }
 
+  /// Why this node should get no traffic now (empty: ready): draining, a listener
+  /// not listening, the backend down. /readyz answers with it.
+  std::vector<std::string> not_ready() const;
+
 private:
   void write_ports_file() const;
 
@@ -75,6 +79,7 @@ private:
   std::shared_ptr<cluster_directory> cluster_;
   std::shared_ptr<backend::local_hub> hub_;
   std::shared_ptr<std::atomic<uint16_t>> admin_port_;
+  std::shared_ptr<std::atomic<bool>> draining_; ///< set when shutdown() starts (/readyz)
   std::string dev_cert_;
   std::map<std::string, uint16_t> ports_;
   std::vector<std::string> producer_names_; ///< the backend's pool (backend_spec::producer_names())

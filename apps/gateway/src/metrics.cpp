@@ -8,11 +8,16 @@
 
 namespace warren::gateway {
 
+void prometheus_metric(std::string& out, const char* name, const char* help, uint64_t value,
+                       const char* type) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, value);
+}
+
 namespace {
 
 void counter(std::string& out, const char* name, const char* help, uint64_t value,
              const char* type = "counter") {
-  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, value);
+  prometheus_metric(out, name, help, value, type);
 }
 
 } // namespace
