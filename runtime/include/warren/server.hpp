@@ -336,6 +336,11 @@ public:
   }
 
 protected:
+  // The state goes with the process, as in OTP: a response promise it still holds
+  // (a deferred reply) keeps a strong reference to this actor, which would otherwise
+  // keep the actor and its state alive forever.
+  void on_exit() override { impl_.reset(); }
+
   caf::error run_terminate(caf::error reason) noexcept override {
     if constexpr (requires(Impl & i, const caf::error& e) { i.terminate(e); }) {
       if (impl_) {

@@ -466,6 +466,13 @@ public:
   }
 
 protected:
+  // The state goes with the process, as in OTP: a response promise it still holds
+  // (a postponed reply) keeps a strong reference to this actor.
+  void on_exit() override {
+    impl_.reset();
+    state_.reset();
+  }
+
   caf::error run_terminate(caf::error reason) noexcept override {
     if (!impl_)
       return reason;
