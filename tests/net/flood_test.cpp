@@ -2,9 +2,12 @@
 // protocol that stops (active-once reads: the client's writes block, the server holds
 // one read buffer), and a peer that never reads while the protocol echoes (overflow
 // policy close, and pause_reading that resumes when the peer reads), and a protocol
-// that holds reading itself (connection_context::pause_reading / resume_reading).
+// that holds reading itself (connection_context::pause_reading / resume_reading), and a codec
+// frame device that PINGs and never reads (its PONGs count against the watermark).
 #include "net_support.hpp"
 #include "raw_socket.hpp"
+
+#include <warren/net/codec/frame.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -395,4 +398,86 @@ TEST_CASE("pause_reading from on_connect: the batch read with the connection wai
     CHECK(st->next.load() == 10);
     CHECK_FALSE(st->out_of_order.load());
   }
+}
+
+namespace {
+
+/// codec frame PINGs written by a client that never reads, through non-blocking
+/// writes: the endpoint answers each with a PONG, which piles up on the server.
+struct ping_writer {
+  static constexpr std::size_t limit = std::size_t{64} << 20; // far above the socket buffers
+  std::string block;
+  std::size_t off = 0;
+  std::size_t written = 0;
+  uint64_t next_id = 1;
+
+  /// Writes until the socket stays unwritable for `stall` (true), or `limit` bytes,
+  /// or an error (false).
+  bool write_until_stalled(raw_socket& s, std::chrono::milliseconds stall) {
+    for (;;) {
+      if (off == block.size()) {
+        if (written >= limit)
+          return false;
+        block.clear();
+        off = 0;
+        for (int i = 0; i < 1024; ++i)
+          warren::net::codec::encode_ping(block, next_id++);
+      }
+      auto n = s.try_write(std::string_view{block}.substr(off));
+      if (n < 0)
+        return false;
+      if (n == 0) {
+        if (!s.wait_writable(stall))
+          return true;
+        continue;
+      }
+      off += static_cast<std::size_t>(n);
+      written += static_cast<std::size_t>(n);
+    }
+  }
+};
+
+net::listener_options ping_opts(net::overflow_policy policy) {
+  net::listener_options opts;
+  opts.codec = net::codec_kind::frame;
+  opts.high_watermark = 256 * 1024;
+  opts.low_watermark = 64 * 1024;
+  opts.on_overflow = policy;
+  return opts;
+}
+
+} // namespace
+
+TEST_CASE("a device that PINGs and never reads: its PONGs count against the watermark (close)") {
+  auto opts = ping_opts(net::overflow_policy::close);
+  fixture f{opts, net::echo_factory()};
+  raw_socket s;
+  REQUIRE(s.connect(f.port));
+  ping_writer w;
+  // Once the socket buffers are full, the PONGs queue on the server; past the high
+  // watermark the connection is closed as for any other output.
+  while (w.write_until_stalled(s, 200ms) && f.counters().overflow_closes == 0) {
+  }
+  MESSAGE("client wrote " << w.written << " bytes of PINGs");
+  CHECK(w.written < ping_writer::limit);
+  CHECK(f.eventually([](const auto& x) { return x.overflow_closes == 1 && x.active == 0; }, 30s));
+  CHECK(s.wait_closed(30s));
+  CHECK(f.counters().pings_in > 0);
+}
+
+TEST_CASE("a device that PINGs and never reads: pause_reading stops reading it, the queue stays bounded") {
+  auto opts = ping_opts(net::overflow_policy::pause_reading);
+  fixture f{opts, net::echo_factory()};
+  raw_socket s;
+  REQUIRE(s.connect(f.port));
+  ping_writer w;
+  REQUIRE(w.write_until_stalled(s, 500ms)); // true: the server stopped reading
+  auto k = f.counters();
+  MESSAGE("client wrote " << w.written << " bytes before blocking; server in " << k.bytes_in << ", out "
+                          << k.bytes_out);
+  CHECK(k.bytes_in < w.written);
+  // PONGs are as long as PINGs: what was read and not written is the queue.
+  CHECK(k.bytes_in - k.bytes_out <= opts.high_watermark + 2 * opts.read_buffer);
+  CHECK(k.overflow_closes == 0);
+  CHECK(k.active == 1);
 }

@@ -39,6 +39,7 @@ using wrote_atom = caf::atom_constant<caf::atom("nwrote")>;
 using idle_atom = caf::atom_constant<caf::atom("nidle")>;
 using timer_atom = caf::atom_constant<caf::atom("ntimer")>;
 using ack_timer_atom = caf::atom_constant<caf::atom("nacktmr")>;
+using linger_atom = caf::atom_constant<caf::atom("nlinger")>;
 
 /// Why a TLS handshake failed: a counter each, and the text after "handshake_failed: ".
 enum class hs_failure : int {
@@ -214,6 +215,12 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
     }
     SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                           SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    // A TCP FIN without close_notify (a device that half-closes, or exits) ends the
+    // input as close_notify would, instead of failing the session: the replies to
+    // what it sent can still be written (end_of_input in the actor).
+    SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
     SSL_set_accept_state(ssl);
   }
 
@@ -850,10 +857,10 @@ public:
         [this](eof_atom) {
           // The peer is done sending: answer what it sent, then close (gracefully).
           reading_ = false;
-          close(caf::error{});
+          end_of_input(caf::error{});
         },
         [this](sock_err_atom, bool gone, const std::string& what) {
-          if (closing_)
+          if (closing_ || lingering_)
             finish(close_reason_); // we were closing anyway
           else if (gone)
             finish(shutdown_with("connection_reset"));
@@ -878,6 +885,16 @@ public:
             return;
           schedule_ack(); // sends it, or waits again if a later ACK went out meanwhile
           after_callback();
+        },
+        [this](linger_atom) {
+          if (done_ || closing_ || !lingering_) // acked meanwhile, or the protocol closed
+            return;
+          bump(st_->c.close_timeouts);
+          log().debug("listener {}: connection {} ({}): close_timeout with {} messages unacknowledged",
+                      st_->id, info_.id, info_.peer, frames_in_ - acked_seq_);
+          lingering_ = false;
+          auto reason = close_reason_;
+          close(std::move(reason));
         },
     };
   }
@@ -915,16 +932,7 @@ public:
       return false;
     ++frames_out_;
     bump(st_->c.frames_out);
-    std::size_t queued = out_.size() + io_->unwritten.load(std::memory_order_relaxed);
-    if (queued > st_->opts.high_watermark) {
-      if (st_->opts.on_overflow == overflow_policy::close) {
-        bump(st_->c.overflow_closes);
-        finish(shutdown_with("overflow"));
-        return false;
-      }
-      paused_ = true;
-    }
-    return true;
+    return check_overflow(); // a protocol sending in a loop learns of a close at once
   }
 
   void close(caf::error reason) override {
@@ -951,11 +959,15 @@ public:
   codec_kind codec() const override { return codec_; }
 
   void ack(uint64_t seq) override {
-    if (codec_ != codec_kind::frame || done_)
+    if (done_)
       return;
     seq = std::min(seq, frames_in_);
     if (seq <= acked_seq_)
       return;
+    if (codec_ != codec_kind::frame) {
+      acked_seq_ = seq; // no ACK on the wire; a lingering close waits for it (end_of_input)
+      return;
+    }
     // DATA ids are consecutive (checked on receipt), so each accept() succeeds.
     for (; acked_seq_ < seq; ++acked_seq_)
       tracker_.accept(message_id(acked_seq_ + 1));
@@ -1068,7 +1080,8 @@ private:
       // The frames before the bad one were handled; their replies are flushed first.
       bump(st_->c.frame_errors);
       log().info("listener {}: connection {} ({}): closing: {}", st_->id, info_.id, info_.peer, bad);
-      close(shutdown_with(std::move(bad)));
+      end_of_input(shutdown_with(std::move(bad)));
+      after_callback();
       return;
     }
     after_callback();
@@ -1193,18 +1206,66 @@ private:
     timer(st_->opts.idle_timeout, idle_atom::value, activity());
   }
 
-  /// After every call into the protocol: write what it queued, then read on.
+  /// After every call into the protocol: write what it queued, then read on (or, once
+  /// the peer's input ended, close when the protocol acknowledged everything).
   void after_callback() {
     if (done_)
       return;
+    if (lingering_ && settled()) {
+      lingering_ = false;
+      auto reason = close_reason_;
+      close(std::move(reason)); // writes the last replies and ACK, then closes
+      return;
+    }
     flush();
     check_paused();
     read_more();
   }
 
+  /// Nothing received waits for the protocol's ack() (always so with auto_ack).
+  bool settled() const { return st_->opts.auto_ack || acked_seq_ >= frames_in_; }
+
+  /// The peer ended its input: EOF (FIN, half-close, TLS close_notify or truncation),
+  /// or a frame the codec refuses. Nothing more is read. What it sent before was
+  /// handled; with auto_ack off, a backend may still be about to accept some of it:
+  /// the connection stays up, its ACKs and replies still go out, until the protocol
+  /// acknowledged everything (ack(frames_in())) or close_timeout passed, then closes
+  /// gracefully with `reason`.
+  void end_of_input(caf::error reason) {
+    if (done_ || closing_ || lingering_)
+      return;
+    if (settled() || st_->opts.close_timeout.count() <= 0) {
+      close(std::move(reason));
+      return;
+    }
+    lingering_ = true;
+    close_reason_ = std::move(reason);
+    timer(st_->opts.close_timeout, linger_atom::value);
+  }
+
+  /// The outbound watermark, over every byte queued for the peer (PUSH, line, ACK,
+  /// PONG): past high_watermark, overflow_policy::close ends the connection (false),
+  /// pause_reading stops reading until the loop wrote it down to low_watermark.
+  bool check_overflow() {
+    std::size_t queued = out_.size() + io_->unwritten.load(std::memory_order_relaxed);
+    if (queued <= st_->opts.high_watermark)
+      return true;
+    if (st_->opts.on_overflow == overflow_policy::close) {
+      bump(st_->c.overflow_closes);
+      finish(shutdown_with("overflow"));
+      return false;
+    }
+    paused_ = true;
+    return true;
+  }
+
   /// Hands the queued output to the loop, which writes it after any write in flight.
+  /// What the endpoint queued itself (PONGs, ACKs) counts against the watermark as
+  /// the protocol's messages do: a device that PINGs and never reads is bounded too.
   void flush() {
     if (out_.empty() || done_)
+      return;
+    if (!check_overflow())
       return;
     io_->unwritten.fetch_add(out_.size(), std::memory_order_acq_rel);
     std::string data = std::move(out_);
@@ -1233,7 +1294,7 @@ private:
   /// was handled, so a flooding peer fills its TCP window, not our mailbox. None while
   /// the outbound queue (paused_) or the protocol (held_) holds reading.
   void read_more() {
-    if (reading_ || closing_ || done_ || paused_ || held_ || !proto_)
+    if (reading_ || closing_ || lingering_ || done_ || paused_ || held_ || !proto_)
       return;
     if (!stash_.empty()) {
       std::string chunk = std::move(stash_);
@@ -1315,6 +1376,7 @@ private:
   bool held_ = false;       // the protocol's pause_reading()
   bool in_message_ = false; // inside protocol::on_message
   bool closing_ = false;
+  bool lingering_ = false; // the peer's input ended; waiting for the protocol's acks (end_of_input)
   bool done_ = false;
 };
 

@@ -46,6 +46,7 @@ listener_counters atomic_counters::snapshot() const {
   r.frame_errors = ld(frame_errors);
   r.idle_closes = ld(idle_closes);
   r.accept_errors = ld(accept_errors);
+  r.close_timeouts = ld(close_timeouts);
   return r;
 }
 

@@ -33,7 +33,7 @@ using drain_check_atom = caf::atom_constant<caf::atom("ndrchk")>;
 struct atomic_counters {
   std::atomic<uint64_t> accepted{0}, active{0}, closed{0}, hs_timeout{0}, hs_tls_error{0}, hs_peer_closed{0},
       frames_in{0}, frames_out{0}, bytes_in{0}, bytes_out{0}, overflow_closes{0}, frame_errors{0},
-      idle_closes{0}, accept_errors{0};
+      idle_closes{0}, accept_errors{0}, close_timeouts{0};
   listener_counters snapshot() const;
 };
 

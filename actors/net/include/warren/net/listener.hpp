@@ -50,7 +50,12 @@ struct listener_options {
   std::size_t max_connections = 1024; ///< per connection supervisor (per acceptor)
   caf::timespan handshake_timeout = std::chrono::seconds(5);
   caf::timespan idle_timeout = std::chrono::minutes(5); ///< 0: none
-  std::size_t high_watermark = 1 << 20;                 ///< outbound queue, bytes
+  /// With auto_ack off: how long a connection whose peer ended its input (EOF,
+  /// half-close, TLS without close_notify, a frame error) stays up for the ACKs and
+  /// replies of what it received before that (until the protocol acked frames_in()).
+  /// Then it closes gracefully. 0: closes at once.
+  caf::timespan close_timeout = std::chrono::seconds(5);
+  std::size_t high_watermark = 1 << 20; ///< outbound queue, bytes
   std::size_t low_watermark = 1 << 18;
   overflow_policy on_overflow = overflow_policy::close;
   std::size_t read_buffer = 16384; ///< bytes per read
@@ -76,6 +81,7 @@ struct listener_counters {
   uint64_t frame_errors = 0; ///< connections closed because a frame was invalid
   uint64_t idle_closes = 0;
   uint64_t accept_errors = 0;
+  uint64_t close_timeouts = 0; ///< closes after close_timeout with messages still unacknowledged
   // Handshake failures by reason; handshake_tls_error is the sum of these six.
   uint64_t handshake_not_tls = 0;             ///< garbage or plain HTTP instead of a ClientHello
   uint64_t handshake_unsupported_version = 0; ///< no common TLS version

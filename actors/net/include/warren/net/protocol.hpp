@@ -69,7 +69,10 @@ public:
   /// backend). codec frame: sends one ACK for them, batched (at most one ACK per
   /// listener_options::ack_interval); a seq above frames_in() counts as frames_in(),
   /// an old one is ignored. With listener_options::auto_ack (the default) the endpoint
-  /// calls this itself after each on_frames. codec line: no-op.
+  /// calls this itself after each on_frames. codec line: nothing goes on the wire.
+  /// Either codec: once the peer's input ended (EOF, a frame error), a connection
+  /// with auto_ack off stays up until everything received was acked here, at most
+  /// listener_options::close_timeout, so that the replies and ACKs still leave.
   virtual void ack(uint64_t /*seq*/) {}
   /// codec frame: the device's DATA id of from-device seq `seq` (1..frames_in());
   /// ids on a connection are consecutive, so this is first_id + seq - 1. 0 before
