@@ -25,8 +25,18 @@ nlohmann::json to_json_value(const tree_node& n) {
                    {"restart", to_string(n.restart)},
                    {"state", to_string(n.state)},
                    {"restarts", n.restarts}};
+  if (n.backoff_ms >= 0)
+    j["backoff_ms"] = n.backoff_ms;
+  if (n.significant)
+    j["significant"] = true;
   if (n.type == child_type::supervisor) {
     j["strategy"] = n.strategy;
+    if (!n.strategy.empty()) { // a supervisor that answered (not one that was down)
+      j["intensity"] = n.intensity;
+      j["period_ms"] = n.period_ms;
+      j["restarts_in_window"] = n.restarts_in_window;
+      j["auto_shutdown"] = n.auto_shutdown;
+    }
     auto kids = nlohmann::json::array();
     for (auto& c : n.children)
       kids.push_back(to_json_value(c));

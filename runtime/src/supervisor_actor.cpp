@@ -257,6 +257,7 @@ void supervisor_actor::child_exited(size_t idx, const caf::error& reason) {
       // Never restarted; the spec goes. OTP logs only abnormal exits here.
       if (!normal)
         report(c.spec.id, reason, "temporary, removed");
+      notify(observe::tree_event_kind::removed, c.spec.id, 0, c.restarts, false, reason);
       bool significant = c.spec.significant;
       children_.erase(children_.begin() + static_cast<std::ptrdiff_t>(idx));
       auto_shutdown_check(significant);
@@ -264,6 +265,7 @@ void supervisor_actor::child_exited(size_t idx, const caf::error& reason) {
     }
     case restart_type::transient:
       if (normal) {
+        notify(observe::tree_event_kind::exited, c.spec.id, 0, c.restarts, false, reason);
         auto_shutdown_check(c.spec.significant);
         return;
       }
@@ -273,11 +275,13 @@ void supervisor_actor::child_exited(size_t idx, const caf::error& reason) {
   }
   if (!add_restart()) {
     report(c.spec.id, reason, "restart intensity reached, supervisor gives up");
+    notify(observe::tree_event_kind::gave_up, c.spec.id, 0, c.restarts, false, reason);
     give_up(c.spec.id, reason);
     return;
   }
   report(c.spec.id, reason, "restarting");
   ++c.restarts;
+  notify(observe::tree_event_kind::restarting, c.spec.id, 0, c.restarts, false, reason);
   restart_static(c.spec.id);
 }
 
@@ -290,11 +294,14 @@ void supervisor_actor::dyn_child_exited(caf::actor_id key, const caf::error& rea
       (template_.restart == restart_type::transient && normal)) {
     if (!normal)
       report(template_.id, reason, "not restarted, removed");
+    auto restarts = i->second.restarts;
     dyn_.erase(i);
+    notify(observe::tree_event_kind::removed, template_.id, key, restarts, true, reason);
     return;
   }
   if (!add_restart()) {
     report(template_.id, reason, "restart intensity reached, supervisor gives up");
+    notify(observe::tree_event_kind::gave_up, template_.id, key, i->second.restarts, true, reason);
     dyn_.erase(i);
     give_up(template_.id, reason);
     return;
@@ -302,6 +309,7 @@ void supervisor_actor::dyn_child_exited(caf::actor_id key, const caf::error& rea
   report(template_.id, reason, "restarting");
   ++i->second.restarts;
   i->second.handle = nullptr;
+  notify(observe::tree_event_kind::restarting, template_.id, key, i->second.restarts, true, reason);
   restart_dyn(key);
 }
 
@@ -380,6 +388,8 @@ void supervisor_actor::restart_static(const std::string& id) {
     if (delay.count() > 0) {
       c.state = status::restarting;
       c.token = next_token();
+      c.due = now() + delay;
+      notify(observe::tree_event_kind::backoff, id, 0, c.restarts, false, {}, delay);
       log().info("supervisor {}: restarting child {} in {} ms", id_, id,
                  std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
       delayed_send(this, delay, delayed_restart_atom::value, id, c.token);
@@ -445,6 +455,8 @@ void supervisor_actor::on_try_again(const std::string& id, uint64_t token) {
   }
   ++c.restarts;
   c.state = status::undefined;
+  notify(observe::tree_event_kind::restarting, id, 0, c.restarts, false,
+         make_error(sup_errc::start_failed, id));
   restart_static(id);
 }
 
@@ -454,6 +466,8 @@ void supervisor_actor::restart_dyn(caf::actor_id key) {
   if (delay.count() > 0) {
     d.state = status::restarting;
     d.token = next_token();
+    d.due = now() + delay;
+    notify(observe::tree_event_kind::backoff, template_.id, key, d.restarts, true, {}, delay);
     delayed_send(this, delay, delayed_restart_atom::value, key, d.token);
     return;
   }
@@ -480,7 +494,10 @@ void supervisor_actor::start_dyn(caf::actor_id key) {
   d.state = status::running;
   d.token = 0;
   d.started_at = now();
-  dyn_.emplace(d.handle.id(), std::move(d));
+  auto restarts = d.restarts;
+  auto aid = d.handle.id();
+  dyn_.emplace(aid, std::move(d));
+  notify(observe::tree_event_kind::started, template_.id, aid, restarts, true);
 }
 
 void supervisor_actor::on_dyn_timer(caf::actor_id key, uint64_t token, bool count_restart) {
@@ -496,6 +513,8 @@ void supervisor_actor::on_dyn_timer(caf::actor_id key, uint64_t token, bool coun
       return;
     }
     ++i->second.restarts;
+    notify(observe::tree_event_kind::restarting, template_.id, key, i->second.restarts, true,
+           make_error(sup_errc::start_failed));
     restart_dyn(key);
     return;
   }
@@ -705,6 +724,7 @@ caf::result<caf::actor> supervisor_actor::api_start_dyn(caf::message& args) {
   d.started_at = now();
   auto handle = d.handle;
   dyn_.emplace(handle.id(), std::move(d));
+  notify(observe::tree_event_kind::started, template_.id, handle.id(), 0, true);
   return handle;
 }
 
@@ -722,8 +742,12 @@ void supervisor_actor::api_terminate_child(const std::string& id) {
   auto& c = children_[*idx];
   c.token = 0; // stops pending retries and delayed restarts
   auto finish = [this, id, rp]() mutable {
-    if (auto i = find(id); i && children_[*i].spec.restart == restart_type::temporary)
+    if (auto i = find(id); i && children_[*i].spec.restart == restart_type::temporary) {
+      notify(observe::tree_event_kind::removed, id, 0, children_[*i].restarts, false, shutdown());
       children_.erase(children_.begin() + static_cast<std::ptrdiff_t>(*i));
+    } else if (i) {
+      notify(observe::tree_event_kind::exited, id, 0, children_[*i].restarts, false, shutdown());
+    }
     rp.deliver(caf::ok_atom::value);
   };
   if (!c.handle) {
@@ -756,7 +780,9 @@ void supervisor_actor::api_terminate_dyn(const caf::actor& who) {
     return;
   }
   target t{i->second.handle, template_.effective_shutdown(), template_.id, template_.restart};
+  auto restarts = i->second.restarts;
   dyn_.erase(i);
+  notify(observe::tree_event_kind::removed, template_.id, who.id(), restarts, true, shutdown());
   terminate_targets({std::move(t)}, false, [rp]() mutable { rp.deliver(caf::ok_atom::value); });
 }
 
@@ -793,6 +819,7 @@ caf::result<caf::ok_atom> supervisor_actor::api_delete_child(const std::string& 
   auto idx = stopped_child(id);
   if (!idx)
     return idx.error();
+  notify(observe::tree_event_kind::removed, id, 0, children_[*idx].restarts, false);
   children_.erase(children_.begin() + static_cast<std::ptrdiff_t>(*idx));
   return caf::ok_atom::value;
 }
@@ -801,6 +828,7 @@ void supervisor_actor::mark_running(child& c, caf::actor handle) {
   c.handle = std::move(handle);
   c.state = status::running;
   c.started_at = now();
+  notify(observe::tree_event_kind::started, c.spec.id, c.handle.id(), c.restarts, false);
 }
 
 std::vector<child_info> supervisor_actor::which_children() const {
@@ -846,23 +874,7 @@ void supervisor_actor::api_tree() {
   };
   auto st = std::make_shared<pending>();
   st->rp = make_response_promise();
-  st->root.id = id_;
-  st->root.actor_id = id();
-  st->root.type = child_type::supervisor;
-  st->root.strategy = to_string(flags_.strategy);
-  std::vector<std::pair<size_t, caf::actor>> subs;
-  for (auto& info : which_children()) {
-    tree_node n;
-    n.id = info.id;
-    n.actor_id = info.handle ? info.handle.id() : 0;
-    n.type = info.type;
-    n.restart = info.restart;
-    n.state = info.state;
-    n.restarts = info.restarts;
-    if (info.type == child_type::supervisor && info.handle)
-      subs.emplace_back(st->root.children.size(), info.handle);
-    st->root.children.push_back(std::move(n));
-  }
+  auto subs = describe(st->root);
   if (subs.empty()) {
     st->rp.deliver(std::move(st->root));
     return;

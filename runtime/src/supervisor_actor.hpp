@@ -19,6 +19,7 @@
 //   is what the links of an Erlang supervisor do.
 #pragma once
 
+#include "warren/observe/tree_events.hpp"
 #include "warren/supervisor.hpp"
 
 #include <caf/event_based_actor.hpp>
@@ -67,6 +68,7 @@ private:
     unsigned backoff_attempt = 0; // consecutive delayed restarts
     time_point started_at{};
     uint64_t token = 0; // identifies the pending delayed restart or retry; 0: none
+    time_point due{};   // when the pending delayed restart runs (for the live view)
   };
 
   // A dynamic child under simple_one_for_one, keyed by the actor id it was started
@@ -79,6 +81,7 @@ private:
     unsigned backoff_attempt = 0;
     time_point started_at{};
     uint64_t token = 0;
+    time_point due{};
   };
 
   // One child being terminated.
@@ -145,6 +148,16 @@ private:
   std::vector<child_info> which_children() const;
   child_counts count_children() const;
   void api_tree();
+
+  // -- observation (supervisor_observe.cpp) -------------------------------------
+  // Publishes to warren/observe/tree_events.hpp; returns at once when nobody watches
+  // (restarts and backoffs excepted: the timeline keeps them).
+  void notify(observe::tree_event_kind kind, const std::string& child, caf::actor_id actor, uint64_t restarts,
+              bool dynamic, const caf::error& reason = {}, caf::timespan delay = {});
+  // Fills our node of a tree dump (flags, children); returns the running child
+  // supervisors by position, to ask for their subtrees.
+  std::vector<std::pair<size_t, caf::actor>> describe(tree_node& root);
+  uint64_t restarts_in_window();
 
   // -- helpers ----------------------------------------------------------------
   bool simple() const noexcept { return flags_.strategy == restart_strategy::simple_one_for_one; }

@@ -45,10 +45,20 @@ struct tree_node {
   uint64_t restarts = 0;
   std::string strategy; ///< supervisors only
   std::vector<tree_node> children;
+  int64_t backoff_ms = -1; ///< a pending delayed restart: time left; -1: none
+  bool significant = false;
+  // Supervisors only (the live view shows them): restart intensity, period, and the
+  // restarts counted inside the current period.
+  int intensity = 0;
+  int64_t period_ms = 0;
+  uint64_t restarts_in_window = 0;
+  std::string auto_shutdown;
 };
 
 /// The tree as JSON: {"id":..,"actor_id":..,"type":..,"restart":..,"state":..,
-/// "restarts":..,"strategy":..,"children":[...]}.
+/// "restarts":..,"strategy":..,"children":[...]}; supervisors add "intensity",
+/// "period_ms", "restarts_in_window", "auto_shutdown"; a child waiting for a delayed
+/// restart adds "backoff_ms".
 std::string to_json(const tree_node& root, int indent = -1);
 
 /// The tree as indented text, one line per node.
