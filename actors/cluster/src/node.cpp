@@ -163,7 +163,8 @@ struct node::impl {
     std::mutex mtx;
     std::condition_variable cv;
     std::vector<message> got;
-    bool done = false; ///< no responders
+    bool done = false;     ///< no responders
+    message no_responders; ///< that answer, for request()
   };
   std::mutex gather_mtx;
   uint64_t gather_last = 0;
@@ -438,9 +439,10 @@ void node::on_inbox(void* ctx, message m) {
       return;
     }
     std::lock_guard<std::mutex> guard{g->mtx};
-    if (m.no_responders())
+    if (m.no_responders()) {
       g->done = true;
-    else
+      g->no_responders = std::move(m);
+    } else
       g->got.push_back(std::move(m));
     g->cv.notify_all();
     return;
@@ -460,6 +462,25 @@ void node::on_inbox(void* ctx, message m) {
 
 std::vector<message> node::gather(const std::string& subject, std::string_view data, caf::timespan window,
                                   std::size_t max) {
+  std::vector<message> out;
+  wait_replies(subject, {}, data, window, max, out);
+  return out;
+}
+
+node::request_result node::request(const std::string& subject, std::span<const header> headers,
+                                   std::string_view data, caf::timespan timeout) {
+  std::vector<message> got;
+  request_result r;
+  if (!wait_replies(subject, headers, data, timeout, 1, got))
+    return r; // unavailable
+  r.status = got.empty() ? request_result::timeout : request_result::replied;
+  if (!got.empty())
+    r.reply = std::move(got.front());
+  return r;
+}
+
+bool node::wait_replies(const std::string& subject, std::span<const header> headers, std::string_view data,
+                        caf::timespan window, std::size_t max, std::vector<message>& out) {
   // On the node's own inbox (slot gather_slot), not a subscription of its own: making
   // and destroying one per call raced libnats's read loop (a crash under ASan).
   auto g = std::make_shared<impl::gathering>();
@@ -469,17 +490,19 @@ std::vector<message> node::gather(const std::string& subject, std::string_view d
     token = ++impl_->gather_last;
     impl_->gathers.emplace(token, g);
   }
-  std::vector<message> out;
-  if (publish(subject, inbox(gather_slot, token), {}, data)) {
+  bool sent = publish(subject, inbox(gather_slot, token), headers, data);
+  if (sent) {
     std::unique_lock<std::mutex> guard{g->mtx};
     g->cv.wait_for(guard, window, [&] { return g->done || g->got.size() >= max; });
+    if (g->done && g->got.empty() && max == 1)
+      g->got.push_back(std::move(g->no_responders)); // a request's answer
     out = std::move(g->got);
   }
   std::lock_guard<std::mutex> guard{impl_->gather_mtx};
   impl_->gathers.erase(token);
   if (out.size() > max)
     out.resize(max);
-  return out;
+  return sent;
 }
 
 } // namespace warren::cluster

@@ -211,67 +211,69 @@ private:
       }
     }
     auto target = msg.target;
-    // The local backend's consumers route it; with another backend, the registry.
-    caf::actor via;
-    if (env_.consumers > 0)
-      via = warren::whereis(sys_, backend::consumer_name(next_++ % env_.consumers));
-    if (!via) {
-      via = env_.registry->route(kind, target);
-      if (!via) {
-        not_found(res, kind, target);
-        return;
-      }
-    }
-    caf::scoped_actor self{sys_};
     int status = 500;
     json body;
-    self->request(via, env_.cfg.request_timeout, backend::deliver_atom::value, std::move(msg))
-        .receive(
-            [&](backend::delivered_atom) {
-              status = 202;
-              body = {{"status", "queued"}, {to_string(kind) + "_id", target}};
-            },
-            [&](caf::error& err) {
-              using backend::backend_errc;
-              auto code = backend::backend_error(err);
-              if (code == backend_errc::no_such_device) {
-                status = 404;
-                body = {{"error", "not connected"}, {to_string(kind) + "_id", target}};
-              } else if (code == backend_errc::cluster_unavailable) {
-                status = 503;
-                body = {{"error", "not delivered: the cluster is unreachable from this node"},
-                        {to_string(kind) + "_id", target}};
-              } else if (code == backend_errc::no_answer) {
-                status = 504;
-                body = {{"error", "not delivered: the node that holds it did not answer in time"},
-                        {to_string(kind) + "_id", target}};
-              } else if (code == backend_errc::bad_message) {
-                status = 422;
-                body = {{"error",
-                         "not queued: the message cannot be encoded for the device's connection (longer "
-                         "than its listener's max_frame, or a line containing LF)"},
-                        {to_string(kind) + "_id", target}};
-              } else if (code) {
-                status = 409;
-                body = {{"error",
-                         "not queued: " + backend::to_string(static_cast<backend::backend_errc>(err.code()))},
-                        {to_string(kind) + "_id", target}};
-              } else if (err == caf::sec::request_receiver_down || err == caf::sec::unexpected_message ||
-                         warren::exit_reason_of(err)) { // the session exited with the request queued
-                status = 404;
-                body = {{"error", "not connected"}, {to_string(kind) + "_id", target}};
-              } else {
-                status = 503;
-                body = {{"error", "not delivered: the gateway could not route it now"}};
-                static log_limit limit;
-                if (uint64_t held; limit.allow(held))
-                  log().warn("admin API: delivery to {} failed: {} ({} more since the last report)", target,
-                             sys_.render(err), held);
-              }
-            });
+    auto outcome = [&](const caf::error& err) {
+      std::tie(status, body) = delivery_answer(kind, target, err);
+    };
+    if (env_.cluster && !env_.registry->find(kind, target)) {
+      // Held by another node, or by none: ask the cluster from this thread, with no
+      // actor in between (the agents serve the backends' consumers).
+      outcome(env_.cluster->deliver_blocking(msg));
+    } else {
+      // The local backend's consumers route it; with another backend, the registry.
+      caf::actor via;
+      if (env_.consumers > 0)
+        via = warren::whereis(sys_, backend::consumer_name(next_++ % env_.consumers));
+      if (!via) {
+        via = env_.registry->route(kind, target);
+        if (!via) {
+          not_found(res, kind, target);
+          return;
+        }
+      }
+      caf::scoped_actor self{sys_};
+      self->request(via, env_.cfg.request_timeout, backend::deliver_atom::value, std::move(msg))
+          .receive([&](backend::delivered_atom) { outcome(caf::none); },
+                   [&](caf::error& err) { outcome(err); });
+    }
     if (status == 404 || status >= 500) // the session counted its own refusals (409)
       env_.metrics->undeliverable.fetch_add(1, std::memory_order_relaxed);
     reply_json(res, status, body);
+  }
+
+  /// The HTTP status and body for a delivery's outcome (none: queued).
+  std::pair<int, json> delivery_answer(backend::address_kind kind, const std::string& target,
+                                       const caf::error& err) {
+    using backend::backend_errc;
+    auto key = to_string(kind) + "_id";
+    if (!err)
+      return {202, {{"status", "queued"}, {key, target}}};
+    auto code = backend::backend_error(err);
+    if (code == backend_errc::no_such_device)
+      return {404, {{"error", "not connected"}, {key, target}}};
+    if (code == backend_errc::cluster_unavailable)
+      return {503, {{"error", "not delivered: the cluster is unreachable from this node"}, {key, target}}};
+    if (code == backend_errc::no_answer)
+      return {504,
+              {{"error", "not delivered: the node that holds it did not answer in time"}, {key, target}}};
+    if (code == backend_errc::bad_message)
+      return {422,
+              {{"error", "not queued: the message cannot be encoded for the device's connection (longer "
+                         "than its listener's max_frame, or a line containing LF)"},
+               {key, target}}};
+    if (code)
+      return {409,
+              {{"error", "not queued: " + backend::to_string(static_cast<backend::backend_errc>(err.code()))},
+               {key, target}}};
+    if (err == caf::sec::request_receiver_down || err == caf::sec::unexpected_message ||
+        warren::exit_reason_of(err)) // the session exited with the request queued
+      return {404, {{"error", "not connected"}, {key, target}}};
+    static log_limit limit;
+    if (uint64_t held; limit.allow(held))
+      log().warn("admin API: delivery to {} failed: {} ({} more since the last report)", target,
+                 sys_.render(err), held);
+    return {503, {{"error", "not delivered: the gateway could not route it now"}}};
   }
 
   void not_found(httplib::Response& res, backend::address_kind kind, const std::string& target) {

@@ -28,6 +28,40 @@ std::string_view status_of(const cluster::message& m) {
   return m.header(wire::status).value_or("");
 }
 
+/// What the answer `m` to a delivery request (or its `failure`, timeout or unavailable,
+/// when there is none) means for the requester: none when the owning session took it.
+/// Counted.
+caf::error delivery_outcome(cluster_counters& c, const cluster::message* m, std::string_view failure) {
+  using backend::backend_errc;
+  if (!m)
+    return backend::make_error(
+        failure == "timeout" ? backend_errc::no_answer : backend_errc::cluster_unavailable,
+        failure == "timeout" ? "no answer from the owning node in time" : "NATS unavailable");
+  if (m->no_responders()) {
+    c.no_responders.fetch_add(1, std::memory_order_relaxed);
+    return backend::make_error(backend_errc::no_such_device, "connected on no node");
+  }
+  if (auto s = status_of(*m); s == "delivered") {
+    c.delivered_out.fetch_add(1, std::memory_order_relaxed);
+    return {};
+  } else {
+    c.refused_out.fetch_add(1, std::memory_order_relaxed);
+    auto code = s == "bad_message" ? backend_errc::bad_message : backend_errc::closing;
+    return backend::make_error(code, "refused by the owning node: " + std::string{s});
+  }
+}
+
+/// The headers of a delivery request; `seq` holds the text of its to_device_seq.
+std::size_t delivery_headers(const backend::to_device_message& m, std::string& seq,
+                             cluster::header (&hs)[2]) {
+  hs[0] = {wire::op, "deliver"};
+  if (!m.to_device_seq)
+    return 1;
+  seq = std::to_string(*m.to_device_seq);
+  hs[1] = {wire::seq, seq};
+  return 2;
+}
+
 // -- agents: this node's requests to other nodes ---------------------------------------
 
 class cluster_agent : public caf::event_based_actor {
@@ -98,12 +132,8 @@ private:
     e.rp = std::move(rp);
     auto token = add(std::move(e));
     std::string seq;
-    cluster::header hs[2] = {{wire::op, "deliver"}, {}};
-    std::size_t n = 1;
-    if (m.to_device_seq) {
-      seq = std::to_string(*m.to_device_seq);
-      hs[n++] = {wire::seq, seq};
-    }
+    cluster::header hs[2];
+    auto n = delivery_headers(m, seq, hs);
     c.requests_out.fetch_add(1, std::memory_order_relaxed);
     if (!dir_->node().publish(dir_->subject(m.kind, m.target), dir_->node().inbox(slot_, token), {hs, n},
                               m.payload)) {
@@ -167,22 +197,10 @@ private:
     }
     if (!e.rp.pending())
       return;
-    using backend::backend_errc;
-    if (!m) {
-      e.rp.deliver(backend::make_error(
-          failure == "timeout" ? backend_errc::no_answer : backend_errc::cluster_unavailable,
-          failure == "timeout" ? "no answer from the owning node in time" : "NATS unavailable"));
-    } else if (m->no_responders()) {
-      c.no_responders.fetch_add(1, std::memory_order_relaxed);
-      e.rp.deliver(backend::make_error(backend_errc::no_such_device, "connected on no node"));
-    } else if (auto s = status_of(*m); s == "delivered") {
-      c.delivered_out.fetch_add(1, std::memory_order_relaxed);
+    if (auto err = delivery_outcome(c, m, failure))
+      e.rp.deliver(std::move(err));
+    else
       e.rp.deliver(backend::delivered_atom::value);
-    } else {
-      c.refused_out.fetch_add(1, std::memory_order_relaxed);
-      auto code = s == "bad_message" ? backend_errc::bad_message : backend_errc::closing;
-      e.rp.deliver(backend::make_error(code, "refused by the owning node: " + std::string{s}));
-    }
   }
 
   cluster_directory* dir_;
@@ -370,6 +388,26 @@ caf::actor cluster_directory::agent_for(std::string_view id) const {
     if (auto a = whereis(*sys, agent_names_[(first + k) % agent_names_.size()]))
       return a;
   return {};
+}
+
+caf::error cluster_directory::deliver_blocking(const backend::to_device_message& m) {
+  auto& c = counters_;
+  std::string seq;
+  cluster::header hs[2];
+  auto n = delivery_headers(m, seq, hs);
+  c.requests_out.fetch_add(1, std::memory_order_relaxed);
+  auto r = node_->request(subject(m.kind, m.target), {hs, n}, m.payload, cfg_.nats.request_timeout);
+  switch (r.status) {
+    case cluster::node::request_result::replied:
+      return delivery_outcome(c, &r.reply, {});
+    case cluster::node::request_result::timeout:
+      c.timeouts.fetch_add(1, std::memory_order_relaxed);
+      return delivery_outcome(c, nullptr, "timeout");
+    case cluster::node::request_result::unavailable:
+      break;
+  }
+  c.unavailable.fetch_add(1, std::memory_order_relaxed);
+  return delivery_outcome(c, nullptr, "unavailable");
 }
 
 wire::claim_key cluster_directory::claim(std::string_view conn_id, int64_t since_us) const {

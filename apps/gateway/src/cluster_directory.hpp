@@ -117,6 +117,13 @@ public:
   std::size_t agents() const { return agent_names_.size(); }
   static std::string agent_name(std::size_t i);
 
+  /// Delivers to a device held by another node and waits for the owning session's
+  /// answer (at most request_timeout), on the calling thread: for a caller that blocks
+  /// anyway (the admin API), it saves the hops through an agent. None when delivered,
+  /// else the agents' errors (no_such_device, closing, bad_message, no_answer,
+  /// cluster_unavailable). Not from an actor.
+  caf::error deliver_blocking(const backend::to_device_message& m);
+
   /// A claim by this node for connection `conn_id`, made now.
   wire::claim_key claim(std::string_view conn_id, int64_t since_us) const;
 

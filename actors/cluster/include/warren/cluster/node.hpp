@@ -153,11 +153,27 @@ public:
   std::vector<message> gather(const std::string& subject, std::string_view data, caf::timespan window,
                               std::size_t max);
 
+  /// A blocking request (not from an actor): publishes and waits for the first reply
+  /// (which may be the server's "no responders") at most `timeout`. The caller's thread
+  /// is woken by the delivery pool directly, with no actor in between: the cheapest
+  /// round trip for a caller that blocks anyway (an admin API thread).
+  struct request_result {
+    enum outcome : uint8_t { replied, timeout, unavailable } status = unavailable;
+    message reply; ///< when replied
+  };
+  request_result request(const std::string& subject, std::span<const header> headers, std::string_view data,
+                         caf::timespan timeout);
+
   const node_counters& counters() const { return counters_; }
 
 private:
   struct impl;
   static void on_inbox(void* ctx, message m);
+  /// Publishes on a fresh gather token and collects up to `max` replies within `window`
+  /// (a "no responders" answer ends the wait; with max 1 it is the reply). False when
+  /// nothing could be sent.
+  bool wait_replies(const std::string& subject, std::span<const header> headers, std::string_view data,
+                    caf::timespan window, std::size_t max, std::vector<message>& out);
   void set_state(link_state s);
 
   options opts_;
