@@ -463,7 +463,7 @@ void node::on_inbox(void* ctx, message m) {
 std::vector<message> node::gather(const std::string& subject, std::string_view data, caf::timespan window,
                                   std::size_t max) {
   std::vector<message> out;
-  wait_replies(subject, {}, data, window, max, out);
+  wait_replies(subject, {}, data, window, max, false, out);
   return out;
 }
 
@@ -471,7 +471,7 @@ node::request_result node::request(const std::string& subject, std::span<const h
                                    std::string_view data, caf::timespan timeout) {
   std::vector<message> got;
   request_result r;
-  if (!wait_replies(subject, headers, data, timeout, 1, got))
+  if (!wait_replies(subject, headers, data, timeout, 1, true, got))
     return r; // unavailable
   r.status = got.empty() ? request_result::timeout : request_result::replied;
   if (!got.empty())
@@ -480,7 +480,8 @@ node::request_result node::request(const std::string& subject, std::span<const h
 }
 
 bool node::wait_replies(const std::string& subject, std::span<const header> headers, std::string_view data,
-                        caf::timespan window, std::size_t max, std::vector<message>& out) {
+                        caf::timespan window, std::size_t max, bool keep_no_responders,
+                        std::vector<message>& out) {
   // On the node's own inbox (slot gather_slot), not a subscription of its own: making
   // and destroying one per call raced libnats's read loop (a crash under ASan).
   auto g = std::make_shared<impl::gathering>();
@@ -494,7 +495,7 @@ bool node::wait_replies(const std::string& subject, std::span<const header> head
   if (sent) {
     std::unique_lock<std::mutex> guard{g->mtx};
     g->cv.wait_for(guard, window, [&] { return g->done || g->got.size() >= max; });
-    if (g->done && g->got.empty() && max == 1)
+    if (g->done && g->got.empty() && keep_no_responders)
       g->got.push_back(std::move(g->no_responders)); // a request's answer
     out = std::move(g->got);
   }

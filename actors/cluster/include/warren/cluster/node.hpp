@@ -170,10 +170,11 @@ private:
   struct impl;
   static void on_inbox(void* ctx, message m);
   /// Publishes on a fresh gather token and collects up to `max` replies within `window`
-  /// (a "no responders" answer ends the wait; with max 1 it is the reply). False when
-  /// nothing could be sent.
+  /// (a "no responders" answer ends the wait, and is the one message in `out` when
+  /// `keep_no_responders`: a request's answer). False when nothing could be sent.
   bool wait_replies(const std::string& subject, std::span<const header> headers, std::string_view data,
-                    caf::timespan window, std::size_t max, std::vector<message>& out);
+                    caf::timespan window, std::size_t max, bool keep_no_responders,
+                    std::vector<message>& out);
   void set_state(link_state s);
 
   options opts_;
