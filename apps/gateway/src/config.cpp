@@ -179,6 +179,7 @@ void apply_listener(section& s, listener_config& l) {
   s.get_int("backlog", l.net.backlog);
   s.get_duration("handshake_timeout", l.net.handshake_timeout);
   s.get_duration("idle_timeout", l.net.idle_timeout);
+  s.get_duration("close_timeout", l.net.close_timeout);
   s.get_duration("ack_interval", l.net.ack_interval);
   s.get_int("high_watermark", l.net.high_watermark);
   s.get_int("low_watermark", l.net.low_watermark);

@@ -18,13 +18,13 @@ class acceptor_actor : public caf::event_based_actor {
 public:
   acceptor_actor(caf::actor_config& cfg, state_ptr st, std::size_t idx)
     : caf::event_based_actor(cfg), st_(std::move(st)), idx_(idx),
-      ls_(st_->sockets[idx % st_->sockets.size()]), slot_(*st_->slots[idx]) {}
+      ls_(st_->sockets[idx % st_->sockets.size()]) {}
 
   caf::behavior make_behavior() override {
     arm();
     return {
         [this](accepted_atom, socket_ptr& sock) {
-          // Counted in slot_.active by the accept loop already.
+          // Counted in st_->open by the accept loop already.
           bump(st_->c.accepted);
           auto conns = st_->conns(idx_);
           request(conns, caf::infinite, start_child_atom::value, caf::make_message(std::move(sock)))
@@ -42,9 +42,15 @@ public:
             arm();
             return;
           }
-          // EMFILE and friends: back off instead of spinning on a failing accept.
+          // EMFILE and friends: back off instead of spinning on a failing accept, and
+          // warn at most once per log_interval (an fd shortage fails every retry).
           bump(st_->c.accept_errors);
-          log().warn("listener {}: acceptor {}: accept failed: {}; retrying in 100 ms", st_->id, idx_, what);
+          uint64_t skipped = 0;
+          if (st_->accept_error_log.allow(st_->opts.log_interval, skipped))
+            log().warn("listener {}: accept failed: {}; retrying every 100 ms ({} more failures since the "
+                       "last warning; at most one warning per {} ms)",
+                       st_->id, what, skipped,
+                       std::chrono::duration_cast<std::chrono::milliseconds>(st_->opts.log_interval).count());
           backoff_ = true;
           delayed_send(this, std::chrono::milliseconds(100), retry_atom::value);
         },
@@ -72,60 +78,73 @@ public:
   }
 
 private:
-  /// Starts the accept loop unless it runs, we back off, are suspended, or our
-  /// connection supervisor is full (max_connections). O(1): called on every close.
+  /// Starts the accept loop unless it runs, we back off or are suspended. O(1).
   void arm() {
-    if (backoff_ || !may_accept(*st_, slot_) || accepting_->exchange(true))
+    if (backoff_ || !may_accept(*st_) || accepting_->exchange(true))
       return;
-    loop_ctx lc{st_, ls_, caf::actor_cast<caf::weak_actor_ptr>(this), &slot_, idx_, accepting_};
+    loop_ctx lc{st_, ls_, caf::actor_cast<caf::weak_actor_ptr>(this), idx_, accepting_};
     asio::post(ls_->get_executor(), [lc = std::move(lc)] { accept_loop(lc); });
   }
 
-  static bool may_accept(const listener_state& st, const slot& sl) {
-    return !st.suspended.load() &&
-           sl.active.load(std::memory_order_relaxed) < st.max_connections.load(std::memory_order_relaxed);
-  }
+  static bool may_accept(const listener_state& st) { return !st.suspended.load(); }
 
   /// What the accept loop needs; it outlives the actor (the slot lives in `st`).
   struct loop_ctx {
     state_ptr st;
     std::shared_ptr<asio::ip::tcp::acceptor> ls;
     caf::weak_actor_ptr self;
-    slot* sl;
     std::size_t idx;
     std::shared_ptr<std::atomic<bool>> accepting; // this acceptor instance's loop runs
   };
 
-  /// A new connection's socket, counted in the slot's `active` until an endpoint
-  /// takes it (moves it out; the endpoint's exit uncounts it then). A socket that
-  /// never reaches one (the acceptor died with it in its mailbox, the start failed)
-  /// is uncounted when the last reference goes, so max_connections never leaks.
+  /// A new connection's socket, counted in the listener's `open` (by admit()) until
+  /// an endpoint takes it (moves it out; the endpoint's exit uncounts it then). A
+  /// socket that never reaches one (the acceptor died with it in its mailbox, the
+  /// start failed) is uncounted when the last reference goes, so max_connections
+  /// never leaks.
   static socket_ptr accepted_socket(const loop_ctx& lc, asio::ip::tcp::socket sock) {
-    lc.sl->active.fetch_add(1, std::memory_order_relaxed);
-    return socket_ptr{new asio::ip::tcp::socket(std::move(sock)),
-                      [st = lc.st, sl = lc.sl, idx = lc.idx](asio::ip::tcp::socket* s) {
+    return socket_ptr{new asio::ip::tcp::socket(std::move(sock)), [st = lc.st](asio::ip::tcp::socket* s) {
                         bool untaken = s->is_open();
                         delete s;
                         if (!untaken)
                           return;
-                        sl->active.fetch_sub(1); // seq_cst: see on_conn_closed
-                        st->on_conn_closed();    // a drain may wait for this socket
-                        if (auto a = st->acceptor(idx))
-                          caf::anon_send(a, conn_closed_atom::value);
+                        st->open.fetch_sub(1); // seq_cst: see on_conn_closed
+                        st->on_conn_closed();  // a drain may wait for this socket
                       }};
+  }
+
+  /// At max_connections: closes the new connection at once with an RST (linger 0: no
+  /// TIME_WAIT left here by a refusal storm), counts and logs it (rate-limited).
+  static void refuse(const loop_ctx& lc, asio::ip::tcp::socket& sock) {
+    auto& st = *lc.st;
+    bump(st.c.refused);
+    uint64_t skipped = 0;
+    if (st.refused_log.allow(st.opts.log_interval, skipped)) {
+      asio::error_code ec;
+      auto ep = sock.remote_endpoint(ec);
+      log().warn(
+          "listener {}: max_connections {} reached: refused {} ({} more refused since the last warning; "
+          "at most one warning per {} ms)",
+          st.id, st.max_connections.load(), ec ? std::string{"?"} : ep.address().to_string(), skipped,
+          std::chrono::duration_cast<std::chrono::milliseconds>(st.opts.log_interval).count());
+    }
+    asio::error_code ec;
+    sock.set_option(asio::socket_base::linger(true, 0), ec);
+    sock.close(ec);
   }
 
   /// Runs on the listen socket's loop: accepts, hands each socket to the acceptor
   /// actor and accepts again at once, as Ranch's acceptor loops, with no round trip
-  /// through the actor per connection. Stops (clearing `accepting`) when suspended,
-  /// at max_connections, on an error (the actor backs off) or when the actor is gone.
+  /// through the actor per connection (past max_connections it closes them: refuse()).
+  /// Stops (clearing `accepting`) when suspended, on an error (the actor backs off) or
+  /// when the actor is gone.
   static void accept_loop(const loop_ctx& lc) {
     // Checked on the socket's loop, where suspend() cancels: no accept slips by.
-    if (!may_accept(*lc.st, *lc.sl)) {
+    if (!may_accept(*lc.st)) {
       lc.accepting->store(false);
-      // A close or resume between the check and the store found the loop running and
-      // left it to us: look again.
-      if (may_accept(*lc.st, *lc.sl) && !lc.accepting->exchange(true))
+      // A resume between the check and the store found the loop running and left it
+      // to us: look again.
+      if (may_accept(*lc.st) && !lc.accepting->exchange(true))
         accept_loop(lc);
       return;
     }
@@ -143,8 +162,11 @@ private:
         lc.accepting->store(false);
         return;
       }
-      caf::anon_send(caf::actor_cast<caf::actor>(p), accepted_atom::value,
-                     accepted_socket(lc, std::move(sock)));
+      if (lc.st->admit())
+        caf::anon_send(caf::actor_cast<caf::actor>(p), accepted_atom::value,
+                       accepted_socket(lc, std::move(sock)));
+      else
+        refuse(lc, sock);
       p.reset();
       accept_loop(lc);
     });
@@ -153,7 +175,6 @@ private:
   state_ptr st_;
   std::size_t idx_;
   std::shared_ptr<asio::ip::tcp::acceptor> ls_;
-  slot& slot_;
   bool backoff_ = false;
   std::shared_ptr<std::atomic<bool>> accepting_ = std::make_shared<std::atomic<bool>>(false);
 };

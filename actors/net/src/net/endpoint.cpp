@@ -1382,8 +1382,8 @@ private:
 
 } // namespace
 
-start_fn endpoint_template(std::shared_ptr<listener_state> st, std::size_t idx) {
-  return [st, idx](const start_context& ctx) -> start_result {
+start_fn endpoint_template(std::shared_ptr<listener_state> st, std::size_t /*idx*/) {
+  return [st](const start_context& ctx) -> start_result {
     const auto& args = ctx.args();
     if (!args.match_elements<socket_ptr>())
       return make_error(exit_code::bad_start, "endpoint expects a socket");
@@ -1392,14 +1392,12 @@ start_fn endpoint_template(std::shared_ptr<listener_state> st, std::size_t idx) 
       return make_error(exit_code::bad_start, "endpoint got no open socket");
     auto h = ctx.system().spawn<endpoint_actor>(st, sock);
     bump(st->c.active);
-    // Runs however the endpoint ends (kill included): counters, and a wake-up for the
-    // acceptor that may be waiting below max_connections. O(1) per connection.
-    h->attach_functor([st, idx] {
+    // Runs however the endpoint ends (kill included): the counters, and a drain's
+    // wake-up. O(1) per connection.
+    h->attach_functor([st] {
       st->c.active.fetch_sub(1); // seq_cst: see on_conn_closed
       bump(st->c.closed);
-      st->slots[idx]->active.fetch_sub(1);
-      if (auto a = st->acceptor(idx))
-        caf::anon_send(a, conn_closed_atom::value);
+      st->open.fetch_sub(1);
       st->on_conn_closed(); // wakes a pending drain when this was the last connection
     });
     return caf::actor{h};

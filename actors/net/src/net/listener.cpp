@@ -13,14 +13,26 @@
 #include <asio/steady_timer.hpp>
 #include <caf/all.hpp>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <map>
 
 namespace warren::net {
 
 caf::error make_error(net_errc x, std::string text) {
   return caf::error{static_cast<uint8_t>(x), net_error_category, caf::make_message(std::move(text))};
+}
+
+std::size_t connection_budget() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY)
+    return 1 << 20;
+  auto soft = static_cast<std::size_t>(lim.rlim_cur);
+  auto reserve = std::max<std::size_t>(64, soft / 16);
+  return soft > reserve ? soft - reserve : 1;
 }
 
 std::string listener_name(const std::string& id) {
@@ -47,29 +59,68 @@ listener_counters atomic_counters::snapshot() const {
   r.idle_closes = ld(idle_closes);
   r.accept_errors = ld(accept_errors);
   r.close_timeouts = ld(close_timeouts);
+  r.refused = ld(refused);
   return r;
 }
 
 void listener_state::bind() {
+  // Every listen socket needs an acceptor, or the connections the kernel hashes to
+  // it would wait forever: never more sockets than acceptors. Default: one, shared by
+  // every acceptor (Ranch's design): one kernel queue, so no connection waits behind
+  // a busy or full acceptor while another could take it.
+  std::size_t n = opts.num_listen_sockets == 0 ? 1 : opts.num_listen_sockets;
+  n = std::max<std::size_t>(1, std::min(n, num_acceptors()));
+  sockets.clear();
+  for (std::size_t i = 0; i < n; ++i)
+    sockets.push_back(std::make_shared<asio::ip::tcp::acceptor>(pool->at(i)));
+  if (!suspended.load())
+    open_sockets();
+}
+
+namespace {
+
+/// Runs `f` on `s`'s loop and waits for it; rethrows what it threw.
+template <class F>
+void on_loop(const std::shared_ptr<asio::ip::tcp::acceptor>& s, F f) {
+  std::promise<void> done;
+  asio::post(s->get_executor(), [&] {
+    try {
+      f();
+      done.set_value();
+    } catch (...) {
+      done.set_exception(std::current_exception());
+    }
+  });
+  done.get_future().get();
+}
+
+} // namespace
+
+void listener_state::open_sockets() {
   using asio::ip::tcp;
   auto addr = asio::ip::make_address(opts.bind_address);
-  // Every listen socket needs an acceptor, or the connections the kernel hashes to
-  // it would wait forever: never more sockets than acceptors.
-  std::size_t n = opts.num_listen_sockets == 0 ? pool->size() : opts.num_listen_sockets;
-  n = std::max<std::size_t>(1, std::min(n, num_acceptors()));
   uint16_t p = port != 0 ? port : opts.port;
-  for (std::size_t i = 0; i < n; ++i) {
-    auto a = std::make_shared<tcp::acceptor>(pool->at(i));
-    tcp::endpoint ep{addr, p};
-    a->open(ep.protocol());
-    a->set_option(tcp::acceptor::reuse_address(true));
-    // SO_REUSEPORT: one kernel accept queue per socket, so the loops do not contend.
-    a->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
-    a->bind(ep);
-    a->listen(opts.backlog);
-    if (p == 0)
-      p = a->local_endpoint().port(); // the others join the ephemeral port
-    sockets.push_back(std::move(a));
+  for (auto& a : sockets) {
+    on_loop(a, [&] {
+      if (a->is_open())
+        return;
+      tcp::endpoint ep{addr, p};
+      a->open(ep.protocol());
+      a->set_option(tcp::acceptor::reuse_address(true));
+      // SO_REUSEPORT: several listen sockets of ours, or a second gateway process on
+      // the same port during a rolling restart (docs/operations.md).
+      a->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+      try {
+        a->bind(ep);
+        a->listen(opts.backlog);
+      } catch (...) {
+        asio::error_code ec;
+        a->close(ec);
+        throw;
+      }
+      if (p == 0)
+        p = a->local_endpoint().port(); // the others join the ephemeral port
+    });
   }
   port = p;
 }
@@ -85,9 +136,9 @@ void listener_state::close_sockets() {
 void listener_state::suspend() {
   suspended.store(true);
   for (auto& s : sockets)
-    asio::post(s->get_executor(), [s] {
+    on_loop(s, [&] {
       asio::error_code ec;
-      s->cancel(ec);
+      s->close(ec); // pending accepts end with operation_aborted
     });
 }
 
@@ -110,7 +161,12 @@ public:
           st_->suspend();
           return caf::ok_atom::value;
         },
-        [this](resume_atom) {
+        [this](resume_atom) -> caf::result<caf::ok_atom> {
+          try {
+            st_->open_sockets(); // on the same port (another process may share it)
+          } catch (const std::exception& e) {
+            return make_error(net_errc::bind_failed, e.what());
+          }
           st_->suspended.store(false);
           wake_acceptors();
           return caf::ok_atom::value;
@@ -270,10 +326,13 @@ child_spec listener_child(std::string id, io_pool& pool, listener_options opts, 
     st->pool = pool;
     st->opts = opts;
     st->factory = factory;
-    st->max_connections.store(opts.max_connections);
+    st->max_connections.store(opts.max_connections != 0 ? opts.max_connections : connection_budget());
+    if (opts.max_connections == 0)
+      log().info("listener {}: max_connections {} (from the open-file limit)", id,
+                 st->max_connections.load());
     std::size_t n = opts.num_acceptors;
     if (n == 0)
-      n = opts.num_listen_sockets == 0 ? pool->size() : opts.num_listen_sockets;
+      n = std::max(pool->size(), opts.num_listen_sockets);
     for (std::size_t i = 0; i < n; ++i)
       st->slots.push_back(std::make_unique<slot>());
     try {
@@ -291,8 +350,7 @@ child_spec listener_child(std::string id, io_pool& pool, listener_options opts, 
       try {
         // A restarted ctl rebinds (its predecessor closed the sockets), on the same
         // port when it was ephemeral. The acceptors restart after it (rest_for_one).
-        st->sockets.clear();
-        st->bind();
+        st->bind(); // stays closed while suspended
       } catch (const std::exception& e) {
         return make_error(net_errc::bind_failed, e.what());
       }

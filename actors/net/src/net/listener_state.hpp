@@ -14,6 +14,7 @@
 #include <caf/send.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -33,7 +34,7 @@ using drain_check_atom = caf::atom_constant<caf::atom("ndrchk")>;
 struct atomic_counters {
   std::atomic<uint64_t> accepted{0}, active{0}, closed{0}, hs_timeout{0}, hs_tls_error{0}, hs_peer_closed{0},
       frames_in{0}, frames_out{0}, bytes_in{0}, bytes_out{0}, overflow_closes{0}, frame_errors{0},
-      idle_closes{0}, accept_errors{0}, close_timeouts{0};
+      idle_closes{0}, accept_errors{0}, close_timeouts{0}, refused{0};
   listener_counters snapshot() const;
 };
 
@@ -65,9 +66,29 @@ struct connection_counters : atomic_counters {
 
 /// One acceptor and its connection supervisor.
 struct slot {
-  std::atomic<std::size_t> active{0}; ///< endpoints of conns_i, plus sockets on their way
-  caf::actor conns;                   ///< guarded by listener_state::mu
-  caf::actor acceptor;                ///< guarded by listener_state::mu
+  caf::actor conns;    ///< guarded by listener_state::mu
+  caf::actor acceptor; ///< guarded by listener_state::mu
+};
+
+/// At most one log line per interval for a frequent event; the line carries how many
+/// were left out since the last one. Any thread.
+class log_limiter {
+public:
+  /// True if this occurrence may be logged; `skipped` is then how many were not since.
+  bool allow(caf::timespan interval, uint64_t& skipped) {
+    auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    auto next = next_.load(std::memory_order_relaxed);
+    if (now < next || !next_.compare_exchange_strong(next, now + interval.count())) {
+      skipped_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    skipped = skipped_.exchange(0, std::memory_order_relaxed);
+    return true;
+  }
+
+private:
+  std::atomic<int64_t> next_{0};
+  std::atomic<uint64_t> skipped_{0};
 };
 
 struct listener_state {
@@ -78,8 +99,11 @@ struct listener_state {
   std::shared_ptr<asio::ssl::context> tls;
   connection_counters c;
   std::atomic<bool> suspended{false};
-  std::atomic<std::size_t> max_connections{0}; ///< per slot; opts.max_connections, changed at run time
-  std::atomic<bool> draining{false};           ///< a drain waits for the connections to end
+  std::atomic<std::size_t> max_connections{0}; ///< of the listener; opts.max_connections, changed at run time
+  /// Sockets accepted and not yet closed: endpoints plus sockets on their way to one.
+  std::atomic<std::size_t> open{0};
+  log_limiter refused_log, accept_error_log;
+  std::atomic<bool> draining{false}; ///< a drain waits for the connections to end
   std::atomic<uint64_t> next_conn_id{1};
   uint16_t port = 0; // set by bind(), read-only afterwards
 
@@ -110,13 +134,15 @@ struct listener_state {
   }
 
   /// No connection alive and none on its way from an acceptor.
-  bool idle() const {
-    if (c.active.load() != 0)
-      return false;
-    for (auto& s : slots)
-      if (s->active.load() != 0)
-        return false;
-    return true;
+  bool idle() const { return c.active.load() == 0 && open.load() == 0; }
+
+  /// Counts a new connection in `open` unless the listener is at max_connections.
+  bool admit() {
+    if (open.fetch_add(1) < max_connections.load(std::memory_order_relaxed))
+      return true;
+    open.fetch_sub(1); // seq_cst: see on_conn_closed
+    on_conn_closed();
+    return false;
   }
 
   /// Called once a connection (or a socket on its way) is gone, after its counters
@@ -138,11 +164,18 @@ struct listener_state {
   }
 
   std::size_t num_acceptors() const { return slots.size(); }
-  /// Opens, binds and listens on every listen socket. Throws std::system_error.
+  /// Creates the listen sockets and, unless suspended, opens them (listen()).
+  /// Throws std::system_error.
   void bind();
+  /// Opens, binds and listens on every listen socket (closed ones), on their loops;
+  /// returns when done. Throws std::system_error.
+  void open_sockets();
   /// Closes the listen sockets (posted to their loops).
   void close_sockets();
-  /// Cancels pending accepts (posted); acceptors see the flag and stay idle.
+  /// Ranch's suspend: sets the flag (acceptors stay idle) and closes the listen
+  /// sockets on their loops, returning once they are closed: from then on the kernel
+  /// refuses new connections, or hands them to another process on the same port
+  /// (SO_REUSEPORT), instead of queueing them where nobody accepts.
   void suspend();
 };
 

@@ -45,10 +45,20 @@ struct listener_options {
   /// codec frame: acknowledge every DATA frame as soon as on_frames returns (echo);
   /// false: the protocol calls connection_context::ack() once the backend accepted.
   bool auto_ack = true;
-  std::size_t num_acceptors = 0;      ///< 0: one per listen socket
-  std::size_t num_listen_sockets = 0; ///< 0: one per io thread (SO_REUSEPORT); at most num_acceptors
-  std::size_t max_connections = 1024; ///< per connection supervisor (per acceptor)
+  std::size_t num_acceptors = 0; ///< 0: one per io thread (and at least one per listen socket)
+  /// 0: one, shared by every acceptor (as Ranch): a single kernel accept queue, so a
+  /// connection never waits behind one acceptor while another has room. n > 1:
+  /// SO_REUSEPORT sockets, each with its own queue, which the kernel fills unevenly
+  /// (a hash of the peer's address and port); at most num_acceptors.
+  std::size_t num_listen_sockets = 0;
+  /// Connections of the whole listener at once. Past it a new connection is accepted
+  /// and closed at once (RST), counted in `refused` and logged (at most one warning
+  /// per log_interval): the device sees a refusal, not a hang. 0: connection_budget()
+  /// when the listener starts (from the open-file limit).
+  std::size_t max_connections = 0;
   caf::timespan handshake_timeout = std::chrono::seconds(5);
+  /// Rate of the listener's warnings (refusals, accept errors), at most one per interval.
+  caf::timespan log_interval = std::chrono::seconds(10);
   caf::timespan idle_timeout = std::chrono::minutes(5); ///< 0: none
   /// With auto_ack off: how long a connection whose peer ended its input (EOF,
   /// half-close, TLS without close_notify, a frame error) stays up for the ACKs and
@@ -82,6 +92,7 @@ struct listener_counters {
   uint64_t idle_closes = 0;
   uint64_t accept_errors = 0;
   uint64_t close_timeouts = 0; ///< closes after close_timeout with messages still unacknowledged
+  uint64_t refused = 0;        ///< connections closed at once: max_connections reached
   // Handshake failures by reason; handshake_tls_error is the sum of these six.
   uint64_t handshake_not_tls = 0;             ///< garbage or plain HTTP instead of a ClientHello
   uint64_t handshake_unsupported_version = 0; ///< no common TLS version
@@ -110,6 +121,11 @@ constexpr caf::atom_value net_error_category = caf::atom("net");
 enum class net_errc : uint8_t { socket_error = 1, bind_failed };
 caf::error make_error(net_errc x, std::string text);
 
+/// The open-file soft limit (RLIMIT_NOFILE) less a reserve for everything else of
+/// the process (1/16 of it, at least 64): the default max_connections. One fd per
+/// connection; the gateway raises the soft limit to the hard limit at start.
+std::size_t connection_budget();
+
 /// The child spec of a whole listener (a supervisor child). Binds when it starts;
 /// a bind failure fails the start.
 child_spec listener_child(std::string id, io_pool& pool, listener_options opts, protocol_factory factory);
@@ -129,16 +145,19 @@ namespace listener {
 // Blocking API for ordinary threads; `id` is the listener's child id.
 caf::expected<uint16_t> port(caf::actor_system& sys, const std::string& id);
 caf::expected<listener_counters> counters(caf::actor_system& sys, const std::string& id);
+/// Stops accepting and closes the listen sockets (Ranch's suspend): new connections
+/// are refused, or go to another process listening on the same port. Connections
+/// already accepted stay.
 caf::error suspend(caf::actor_system& sys, const std::string& id);
+/// Opens the listen sockets again, on the same port, and accepts.
 caf::error resume(caf::actor_system& sys, const std::string& id);
 /// Stops accepting, waits up to `deadline` for connections to end, then closes the
 /// rest (returns how many). The listener stays suspended. Answered as soon as the last
 /// connection ends (no polling); concurrent drains are all answered; an error if the
 /// listener stops meanwhile.
 caf::expected<uint64_t> drain(caf::actor_system& sys, const std::string& id, caf::timespan deadline);
-/// Changes max_connections (per connection supervisor, n >= 1) until the listener
-/// restarts. Raising it wakes the acceptors waiting at the limit; lowering it closes
-/// nothing: acceptors wait until enough connections end.
+/// Changes max_connections (of the listener, n >= 1) until the listener restarts.
+/// Lowering it closes nothing: new connections are refused until enough have ended.
 caf::error set_max_connections(caf::actor_system& sys, const std::string& id, std::size_t n);
 } // namespace listener
 
