@@ -98,10 +98,15 @@ TEST_CASE("device messages reach the exchange in order with their headers, accep
     CHECK(m.exchange == o.exchange);
     CHECK(m.delivery_mode == 2); // persistent
     CHECK(m.body == std::string(dev) + "-" + std::to_string(*seq) + std::string(*seq % 3, '\0') + "x");
-    if (conn == "conn-d")
+    // The message_id property: device id + DATA id when there is one (the same for a
+    // resend on another connection), else connection id + from_device_seq.
+    if (conn == "conn-d") {
       CHECK(m.num("message_id") == 1000 + *seq);
-    else
+      CHECK(m.message_id == "d/dev-d/" + std::to_string(1000 + *seq));
+    } else {
       CHECK(m.headers.count("message_id") == 0);
+      CHECK(m.message_id == "c/conn-a/" + std::to_string(*seq));
+    }
   }
   CHECK(last_seq["conn-a"] == 10);
   CHECK(last_seq["conn-d"] == 4);

@@ -241,6 +241,27 @@ struct queue_contents {
   }
 };
 
+/// The value of metric `name` (no labels) in the gateway's /metrics; -1 if absent.
+long metric(running_gateway& g, const std::string& name) {
+  auto cli = g.http();
+  auto r = cli.Get("/metrics");
+  if (!r || r->status != 200)
+    return -1;
+  std::istringstream in{r->body};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.starts_with(name + " "))
+      return std::stol(line.substr(name.size() + 1));
+  return -1;
+}
+
+/// GET /readyz: status and body (0 when the request failed).
+std::pair<int, std::string> readyz(running_gateway& g) {
+  auto cli = g.http();
+  auto r = cli.Get("/readyz");
+  return r ? std::pair{r->status, r->body} : std::pair{0, std::string{}};
+}
+
 } // namespace
 
 TEST_CASE("device -> broker over TLS: in order, with headers; ACKs only for messages in the queue") {
@@ -339,6 +360,8 @@ TEST_CASE("amqp-publish -> device: PUSHes in to_device_seq order; an absent devi
   CHECK(eventually([&] { return queue_stat(b, n.to_device(), "messages") == 0; }, 30000ms));
   d.poll(50ms);
   CHECK(d.pushes.size() == m); // nothing else reached the device
+  CHECK(metric(g, "warren_amqp_dead_lettered_total") == 2);
+  CHECK(metric(g, "warren_amqp_acked_total") == m);
 }
 
 TEST_CASE("takeover with the amqp backend: the new connection gets the later messages, the old one is "
@@ -441,6 +464,71 @@ TEST_CASE("broker stopped mid-stream and restarted: no ACK while down, backpress
                                                                       << "duplicated");
   for (auto& m : q.msgs)
     CHECK(m.num("from_device_seq") == m.num("message_id").value_or(0) - 1);
+}
+
+TEST_CASE("broker down: /readyz not ready, /metrics shows it; a device's resend on a new connection keeps "
+          "its message_id property") {
+  AMQP_TEST_REQUIRE_BROKER();
+  auto& b = at::shared_broker();
+  b.start();
+  names n{"e8"};
+  running_gateway g{amqp_config(b, n, 1)};
+  wait_topology(b, n);
+  REQUIRE(eventually([&] { return readyz(g).first == 200; }, 30000ms));
+  CHECK(metric(g, "warren_amqp_connected") == 1);
+
+  b.stop();
+  REQUIRE(eventually([&] { return readyz(g).first == 503; }, 30000ms));
+  auto [status, body] = readyz(g);
+  CHECK(status == 503);
+  CHECK(body.find("amqp producer: not connected to the broker at 127.0.0.1:" + std::to_string(b.port())) !=
+        std::string::npos);
+  CHECK(body.find("amqp consumers: none connected") != std::string::npos);
+  CHECK(metric(g, "warren_amqp_connected") == 0);
+  CHECK(metric(g, "warren_amqp_consumers_connected") == 0);
+
+  // The device sends DATA 2..4, gets no ACK (no broker), loses its connection and
+  // sends them again on a new one, then DATA 5.
+  {
+    frame_device first{g.port(), "dev-8"};
+    first.send_data(3);
+    REQUIRE(eventually([&] { return metric(g, "warren_amqp_unconfirmed") == 3; }, 30000ms));
+    first.poll(50ms);
+    CHECK(first.last_acked() == 1); // the id frame only
+    first.raw().close();
+  }
+  REQUIRE(eventually([&] { return g->registry()->connections() == 0; }));
+  frame_device again{g.port(), "dev-8"};
+  again.send_data(4);
+  REQUIRE(eventually([&] { return metric(g, "warren_amqp_unconfirmed") == 7; }, 30000ms));
+
+  b.start();
+  REQUIRE(again.wait_all_acked(120000ms));
+  CHECK(again.ack_errors.empty());
+  REQUIRE(eventually([&] { return readyz(g).first == 200; }, 30000ms));
+  CHECK(metric(g, "warren_amqp_connected") == 1);
+  CHECK(metric(g, "warren_amqp_unconfirmed") == 0);
+  CHECK(metric(g, "warren_amqp_confirmed_total") == 7);
+
+  // Both copies of DATA 2..4 are in the queue, from two connections, under one
+  // message_id property each: a consumer dropping repeated message_ids keeps 4.
+  at::client cl{b.port()};
+  auto msgs = cl.drain(n.from_device());
+  REQUIRE(msgs.size() == 7);
+  std::map<std::string, std::vector<at::got_message>> by_property;
+  for (auto& m : msgs)
+    by_property[m.message_id].push_back(m);
+  CHECK(by_property.size() == 4);
+  for (uint64_t id = 2; id <= 5; ++id) {
+    auto& copies = by_property["d/dev-8/" + std::to_string(id)];
+    CHECK_MESSAGE(copies.size() == (id < 5 ? 2u : 1u), "DATA " << id);
+    for (auto& c : copies) {
+      CHECK(c.body == payload_of(id));
+      CHECK(c.num("message_id") == static_cast<int64_t>(id));
+    }
+    if (copies.size() == 2)
+      CHECK(copies[0].str("connection_id") != copies[1].str("connection_id"));
+  }
 }
 
 TEST_CASE("a consumer killed mid-stream is restarted; its unacked deliveries reach the device again") {

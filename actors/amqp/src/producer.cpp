@@ -50,6 +50,18 @@ std::string routing_key_for(const std::string& pattern, const backend::device_ba
   return out;
 }
 
+/// The AMQP message_id property: the same for every copy of one device message, so a
+/// consumer can drop duplicates (docs/gateway.md, "Duplicates"). An identified device's
+/// codec frame message is its device id and DATA id, which the device keeps when it
+/// resends after a reconnect; anything else is its connection and from_device_seq,
+/// which a republish (broker reconnect, nack, restarted producer) keeps.
+std::string message_id_property(std::string_view device_id, std::string_view conn_id,
+                                const backend::device_message_view& m) {
+  if (!device_id.empty() && m.message_id)
+    return "d/" + std::string{device_id} + "/" + std::to_string(*m.message_id);
+  return "c/" + std::string{conn_id} + "/" + std::to_string(m.from_device_seq);
+}
+
 amqp_field_value_t longstr(std::string_view s) {
   amqp_field_value_t v;
   v.kind = AMQP_FIELD_KIND_UTF8;
@@ -303,7 +315,7 @@ private:
       entries[n].key = bytes("message_id");
       entries[n++].value = long_long(*m.message_id);
     }
-    auto msg_id = std::string{conn_id} + "/" + std::to_string(m.from_device_seq);
+    auto msg_id = message_id_property(x.batch.device_id(), conn_id, m);
     amqp_basic_properties_t props;
     props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG |
                    AMQP_BASIC_MESSAGE_ID_FLAG;

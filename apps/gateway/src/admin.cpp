@@ -366,6 +366,8 @@ private:
       if (auto c = net::listener::counters(sys_, id))
         ls.emplace_back(id, *c);
     auto text = render_prometheus(*env_.metrics, *env_.registry, ls, env_.cluster.get());
+    if (env_.backend_metrics)
+      env_.backend_metrics(text);
     auto ld = [](const std::atomic<uint64_t>& x) { return x.load(std::memory_order_relaxed); };
     auto& a = server_->counters();
     prometheus_metric(text, "warren_admin_connections_total", "Admin API connections accepted.",

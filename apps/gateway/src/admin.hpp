@@ -41,6 +41,8 @@ struct admin_env {
   std::shared_ptr<std::atomic<uint16_t>> bound_port; ///< set once listening
   /// Why this node should get no traffic now (empty: ready), for /readyz.
   std::function<std::vector<std::string>()> not_ready;
+  /// Appends the backend's own metrics to /metrics (unset: none).
+  std::function<void(std::string&)> backend_metrics;
 };
 
 child_spec admin_child(admin_env env);

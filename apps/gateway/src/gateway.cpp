@@ -157,7 +157,8 @@ caf::error gateway::start() {
       log().info("cluster: node {}, NATS {}", cfg_.cluster.nats.node_name,
                  fmt::join(cfg_.cluster.nats.urls, ","));
     }
-    auto spec = make_backend(cfg_, registry_);
+    auto [spec, health] = make_backend(cfg_, registry_);
+    backend_health_ = std::move(health);
     producer_names_ = spec.producer_names();
     std::vector<child_spec> listeners;
     std::vector<std::string> names;
@@ -200,6 +201,7 @@ caf::error gateway::start() {
       aenv.top = [app = app_.get()] { return app->top(); };
       aenv.bound_port = admin_port_;
       aenv.not_ready = [this] { return not_ready(); };
+      aenv.backend_metrics = backend_health_.metrics;
       children.push_back(admin_child(std::move(aenv)));
     }
     child_spec metrics;
@@ -265,6 +267,9 @@ std::vector<std::string> gateway::not_ready() const {
   for (auto& n : producer_names_)
     if (!ns.whereis(n))
       why.push_back("backend producer " + n + " is not running");
+  if (backend_health_.not_ready)
+    for (auto& r : backend_health_.not_ready())
+      why.push_back(std::move(r));
   return why;
 }
 

@@ -12,6 +12,7 @@
 // main.cpp adds the process concerns (signals, open-files limit); tests embed it.
 #pragma once
 
+#include "backends.hpp"
 #include "config.hpp"
 #include "metrics.hpp"
 #include "registry.hpp"
@@ -67,7 +68,8 @@ public:
   const std::string& dev_cert_file() const { return dev_cert_; }
 
   /// Why this node should get no traffic now (empty: ready): draining, a listener
-  /// not listening, the backend down. /readyz answers with it.
+  /// not listening, a backend producer not running, the backend's own reasons (amqp:
+  /// no broker connection). /readyz answers with it.
   std::vector<std::string> not_ready() const;
 
 private:
@@ -83,6 +85,7 @@ private:
   std::string dev_cert_;
   std::map<std::string, uint16_t> ports_;
   std::vector<std::string> producer_names_; ///< the backend's pool (backend_spec::producer_names())
+  backend_health backend_health_;           ///< its metrics and readiness (broker link)
   std::unique_ptr<net::io_pool> pool_;      // before the system: outlives it
   std::unique_ptr<caf::actor_system_config> sys_cfg_;
   std::unique_ptr<caf::actor_system> sys_;

@@ -66,6 +66,7 @@ struct got_message {
   std::string body;
   std::map<std::string, std::variant<std::string, int64_t>> headers;
   uint8_t delivery_mode = 0;
+  std::string message_id; ///< the message_id property ("" when absent)
   std::string routing_key;
   std::string exchange;
 
@@ -130,6 +131,9 @@ public:
     out.body.assign(static_cast<char*>(msg.body.bytes), msg.body.len);
     if (msg.properties._flags & AMQP_BASIC_DELIVERY_MODE_FLAG)
       out.delivery_mode = msg.properties.delivery_mode;
+    if (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+      out.message_id.assign(static_cast<char*>(msg.properties.message_id.bytes),
+                            msg.properties.message_id.len);
     if (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
       for (int i = 0; i < msg.properties.headers.num_entries; ++i) {
         auto& e = msg.properties.headers.entries[i];
