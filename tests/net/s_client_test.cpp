@@ -2,6 +2,7 @@
 // 1.2) talks line by line to the TLS echo listener through pipes. Skipped (with a
 // message) when there is no openssl binary.
 #include "net_support.hpp"
+#include <warren_test/skip.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -146,10 +147,8 @@ std::string slurp(const std::string& file) {
 
 TEST_CASE("openssl s_client (TLS 1.3 and 1.2) against the TLS line echo listener") {
   auto openssl = find_in_path("openssl");
-  if (!openssl) {
-    MESSAGE("no openssl binary on PATH: s_client smoke test skipped");
-    return;
-  }
+  if (!openssl)
+    WARREN_TEST_SKIP("no openssl binary on PATH (scripts/setup installs openssl)");
   ::signal(SIGPIPE, SIG_IGN); // a dead s_client must fail a check, not kill the test
   net::listener_options opts;
   opts.tls = server_tls();

@@ -5,6 +5,8 @@
 
 #include "broker.hpp"
 
+#include <warren_test/skip.hpp>
+
 #include <warren/amqp/amqp.hpp>
 #include <warren/backend/messages.hpp>
 #include <warren/log.hpp>
@@ -26,20 +28,35 @@ namespace amqp_test {
 
 namespace backend = warren::backend;
 
-/// Skips the test case (with a visible note) when no broker is installed.
-#define AMQP_TEST_REQUIRE_BROKER()                                                                           \
-  do {                                                                                                       \
-    if (!::amqp_test::broker_installed()) {                                                                  \
-      MESSAGE("skipped: rabbitmq-server is not installed (scripts/setup installs it)");                      \
-      return;                                                                                                \
-    }                                                                                                        \
-  } while (false)
-
 /// One broker per test executable, started on first use.
 inline broker& shared_broker() {
   static broker b;
   return b;
 }
+
+/// Why this executable has no broker (not installed, or it could not start), or
+/// nothing when shared_broker() is up. Tried once: a broker that failed to start is
+/// not retried by every case.
+inline const std::optional<std::string>& broker_unavailable() {
+  static const std::optional<std::string> why = []() -> std::optional<std::string> {
+    if (!broker_installed())
+      return "rabbitmq-server is not installed (scripts/setup installs it)";
+    try {
+      shared_broker();
+      return std::nullopt;
+    } catch (const std::exception& e) {
+      return std::string{"no RabbitMQ broker could start: "} + e.what();
+    }
+  }();
+  return why;
+}
+
+/// Skips the test case (ctest reports the executable "Skipped") without a broker.
+#define AMQP_TEST_REQUIRE_BROKER()                                                                           \
+  do {                                                                                                       \
+    if (const auto& why = ::amqp_test::broker_unavailable())                                                 \
+      WARREN_TEST_SKIP(*why);                                                                                \
+  } while (false)
 
 /// Options for one test case: its own exchange and queues, all on `b`.
 inline warren::amqp::options test_options(const broker& b, const std::string& prefix) {

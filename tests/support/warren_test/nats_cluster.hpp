@@ -50,6 +50,8 @@
 // directories (logs) after the destructor.
 #pragma once
 
+#include "skip.hpp"
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
@@ -273,6 +275,12 @@ inline void close_inherited_fds() noexcept {
 inline bool nats_server_installed() {
   return !nats_detail::server_binary().empty();
 }
+
+/// Every executable that includes this header needs nats-server: without one, it runs
+/// no case and ctest reports it "Skipped".
+inline const bool nats_server_required = warren_test::require_before_run(
+    nats_server_installed,
+    "nats-server is not installed (scripts/setup installs it; or set $WARREN_NATS_SERVER)");
 
 struct nats_server_options {
   std::string ping_interval = "1s";  ///< server PINGs to clients and routes (nats-server default 2m)
