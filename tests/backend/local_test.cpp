@@ -38,6 +38,20 @@ TEST_CASE("to_json_line: one line per message, UTF-8 payloads as text, others ba
           R"("received_at":"2023-11-14T22:13:20.123Z"})");
 }
 
+TEST_CASE("is_utf8: well-formed UTF-8 only (what to_json_line sends as text)") {
+  CHECK(is_utf8(""));
+  CHECK(is_utf8("plain"));
+  CHECK(is_utf8("h\xc3\xa9 \xe8\xae\xbe \xf0\x9f\x93\xa1")); // 2, 3 and 4 bytes
+  CHECK(is_utf8(std::string_view{"a\0b", 3}));               // NUL is a character
+  CHECK_FALSE(is_utf8("\xff"));                              // never a UTF-8 byte
+  CHECK_FALSE(is_utf8("\x80"));                              // lone continuation
+  CHECK_FALSE(is_utf8("ab\xc3"));                            // truncated
+  CHECK_FALSE(is_utf8("\xc0\xaf"));                          // overlong '/'
+  CHECK_FALSE(is_utf8("\xed\xa0\x80"));                      // surrogate U+D800
+  CHECK_FALSE(is_utf8("\xf4\x90\x80\x80"));                  // U+110000
+  CHECK_FALSE(is_utf8("\xf0\x9f\x93"));                      // 4-byte form cut short
+}
+
 TEST_CASE("local_hub: every subscriber gets each message of a batch, owning, in order") {
   local_hub hub;
   device_batch::builder bld{conn, "dev-2", 2};

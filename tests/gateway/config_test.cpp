@@ -136,6 +136,19 @@ TEST_CASE("gateway::start refuses verify_peer without ca too (a config built in 
   std::filesystem::remove_all(data_dir, ec);
 }
 
+TEST_CASE("config: identity_profile is unicode by default, strict on request, anything else an error") {
+  CHECK(parse_listener("").listeners[0].session.identity_profile == warren::net::identity_profile::unicode);
+  CHECK(parse_listener("identity_profile = \"strict\"\n").listeners[0].session.identity_profile ==
+        warren::net::identity_profile::strict);
+  std::string err;
+  try {
+    parse_listener("identity_profile = \"ascii\"\n");
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  CHECK(err.find("identity_profile must be \"unicode\" or \"strict\"") != std::string::npos);
+}
+
 TEST_CASE("config: listener names are 1 to 64 letters, digits, '_', '-' or '.'") {
   for (const std::string& good : {std::string{"devices"}, std::string{"tls-8883"}, std::string{"plain_1"},
                                   std::string{"eu.west.a"}, std::string(64, 'x')}) {

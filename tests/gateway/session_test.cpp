@@ -212,6 +212,31 @@ TEST_CASE("identify = first_message: a first line that is no device id closes th
   CHECK(g->metrics()->identify_failures.load() == failures);
 }
 
+TEST_CASE("identity_profile = strict: only ASCII letters, digits and -_.: are device ids") {
+  auto cfg = first_message_config();
+  cfg.listeners[0].session.identity_profile = warren::net::identity_profile::strict;
+  running_gateway g{cfg};
+  collector col{g->hub()};
+  // Fine under the unicode profile, refused here: a look-alike (Cyrillic е), a space, a slash.
+  const std::string bad[] = {"d\xd0\xb5v-1", "dev 1", "dev/1"};
+  uint64_t failures = 0;
+  for (auto& first : bad) {
+    INFO("first line: " << first);
+    device d{g.port()};
+    d.send(first + "\nafter\n");
+    CHECK(d.wait_closed());
+    ++failures;
+    CHECK(eventually([&] { return g->metrics()->identify_failures.load() == failures; }));
+  }
+  device ok{g.port()};
+  ok.send("Dev-1_a.b:c\nhello\n");
+  REQUIRE(col.wait_for(1));
+  auto got = col.snapshot();
+  REQUIRE(got.size() == 1); // the refused connections published nothing
+  CHECK(got[0].device_id == "Dev-1_a.b:c");
+  CHECK(g->metrics()->identify_failures.load() == failures);
+}
+
 TEST_CASE("a message for an absent device is refused (404) and counted") {
   running_gateway g{first_message_config()};
   CHECK(post(g, "/v1/devices/nobody/messages", "x") == 404);

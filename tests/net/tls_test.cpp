@@ -321,9 +321,9 @@ TEST_CASE(
       {"right-to-left override",
        cn_of(ca, {{NID_commonName, "dev-\xe2\x80\xae"
                                    "1-ved"}}),
-       "bidirectional format character U+202E at byte 4"},
+       "format character U+202E at byte 4"},
       {"zero-width space", cn_of(ca, {{NID_commonName, "dev\xe2\x80\x8b-1"}}),
-       "bidirectional format character U+200B at byte 3"},
+       "format character U+200B at byte 3"},
       {"byte order mark",
        cn_of(ca, {{NID_commonName, "\xef\xbb\xbf"
                                    "dev-1"}}),

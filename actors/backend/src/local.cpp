@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+#include <unicode/utf8.h>
+
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -16,39 +18,14 @@ namespace warren::backend {
 // -- helpers ------------------------------------------------------------------------
 
 bool is_utf8(std::string_view s) noexcept {
-  auto p = reinterpret_cast<const unsigned char*>(s.data());
-  auto end = p + s.size();
-  while (p < end) {
-    unsigned c = *p;
-    if (c < 0x80) {
-      ++p;
-      continue;
-    }
-    std::size_t n;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      n = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (static_cast<std::size_t>(end - p) <= n)
-      return false;
-    for (std::size_t i = 1; i <= n; ++i) {
-      if ((p[i] & 0xC0) != 0x80)
-        return false;
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    static constexpr uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    p += n + 1;
+  // ICU's decoder, the one net::identity_problem uses too, rather than one of our own.
+  auto* p = reinterpret_cast<const uint8_t*>(s.data());
+  auto n = static_cast<int64_t>(s.size());
+  for (int64_t i = 0; i < n;) {
+    UChar32 c;
+    U8_NEXT(p, i, n, c);
+    if (c < 0)
+      return false; // truncated, overlong, a surrogate or beyond U+10FFFF
   }
   return true;
 }

@@ -172,6 +172,10 @@ void apply_listener(section& s, listener_config& l) {
   s.get("identify", identify);
   if (!from_string(identify, l.session.identify))
     fail(s.where(), "identify must be \"cert\", \"first_message\" or \"none\"");
+  std::string profile = net::to_string(l.session.identity_profile);
+  s.get("identity_profile", profile);
+  if (!net::from_string(profile, l.session.identity_profile))
+    fail(s.where(), "identity_profile must be \"unicode\" or \"strict\"");
   s.get_int("max_frame", l.net.max_frame);
   s.get_int("max_connections", l.net.max_connections);
   s.get_int("num_acceptors", l.net.num_acceptors);
@@ -371,8 +375,8 @@ config parse_config(std::string_view text, std::string_view source) {
 
 std::optional<int> load_config(int argc, const char* const* argv, config& out) {
   CLI::App app{"warren-gateway: the Warren IoT device gateway (docs/gateway.md)", "warren-gateway"};
-  std::string file, data_dir, log_level, backend, sink, admin_bind, bind, codec, identify, cert, key, ca,
-      drain_timeout, gap_timeout, ports_file, node_name;
+  std::string file, data_dir, log_level, backend, sink, admin_bind, bind, codec, identify, identity_profile,
+      cert, key, ca, drain_timeout, gap_timeout, ports_file, node_name;
   std::vector<std::string> nats_urls;
   int admin_port = -1, tls_port = -1, plain_port = -1;
   std::size_t io_threads = 0;
@@ -393,6 +397,7 @@ std::optional<int> load_config(int argc, const char* const* argv, config& out) {
   app.add_option("--plain-port", plain_port, "port of a plain TCP listener \"plain\" (added if absent)");
   app.add_option("--codec", codec, "codec of every listener: line or frame");
   app.add_option("--identify", identify, "every listener: cert, first_message or none");
+  app.add_option("--identity-profile", identity_profile, "every listener: unicode or strict (device ids)");
   app.add_option("--cert", cert, "TLS certificate (PEM) of every TLS listener");
   app.add_option("--key", key, "TLS private key (PEM) of every TLS listener");
   app.add_option("--ca", ca, "CA file for client certificates; enables mTLS (verify_peer)");
@@ -466,6 +471,8 @@ std::optional<int> load_config(int argc, const char* const* argv, config& out) {
       }
       if (!identify.empty() && !from_string(identify, l.session.identify))
         throw std::runtime_error("--identify must be cert, first_message or none");
+      if (!identity_profile.empty() && !net::from_string(identity_profile, l.session.identity_profile))
+        throw std::runtime_error("--identity-profile must be unicode or strict");
       if (!gap_timeout.empty())
         l.session.gap_timeout = parse_duration(gap_timeout);
       if (l.tls) {

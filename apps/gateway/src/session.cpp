@@ -117,7 +117,8 @@ public:
     env().metrics->sessions_opened.fetch_add(1, std::memory_order_relaxed);
     if (opts().identify == identify_mode::first_message)
       offset_ = 1;
-    else if (opts().identify == identify_mode::cert && !ctx.info().verified_subject.empty())
+    else if (opts().identify == identify_mode::cert && !ctx.info().verified_subject.empty() &&
+             identity_accepted(ctx, ctx.info().verified_subject, "the certificate CN"))
       claim(ctx.info().verified_subject);
   }
 
@@ -129,13 +130,8 @@ public:
     if (offset_ == 1 && !identified_) {
       // identify = first_message: the first line/frame is the device id, under the
       // rules a certificate CN follows (net/identity.hpp): it is logged and shown.
-      if (auto problem = net::identity_problem(frames[0]); !problem.empty()) {
-        env().metrics->identify_failures.fetch_add(1, std::memory_order_relaxed);
-        log().info("session {} ({}): closed: the first message is no device id: it {}", id(), ctx.info().peer,
-                   problem);
-        ctx.close(shutdown_with("identify_failed"));
+      if (!identity_accepted(ctx, frames[0], "the first message"))
         return;
-      }
       claim(std::string{frames[0]});
       ctx.ack(first_seq);
       i = 1;
@@ -257,6 +253,19 @@ public:
 
 private:
   // -- device -> backend -------------------------------------------------------------
+
+  /// Whether `device_id` is one under this listener's identity profile; if not, the
+  /// connection is closed with {shutdown, identify_failed}, logged and counted. A
+  /// certificate CN passed the unicode rules already (net::certificate_cn).
+  bool identity_accepted(net::connection_context& ctx, std::string_view device_id, const char* source) {
+    auto problem = net::identity_problem(device_id, opts().identity_profile);
+    if (problem.empty())
+      return true;
+    env().metrics->identify_failures.fetch_add(1, std::memory_order_relaxed);
+    log().info("session {} ({}): closed: {} is no device id: it {}", id(), ctx.info().peer, source, problem);
+    ctx.close(shutdown_with("identify_failed"));
+    return false;
+  }
 
   void claim(std::string device_id) {
     device_id_ = std::move(device_id);

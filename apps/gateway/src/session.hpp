@@ -8,6 +8,7 @@
 #include "metrics.hpp"
 #include "registry.hpp"
 
+#include <warren/net/identity.hpp>
 #include <warren/net/protocol.hpp>
 
 #include <caf/timespan.hpp>
@@ -32,6 +33,10 @@ bool from_string(std::string_view s, identify_mode& out);
 struct session_options {
   std::string listener; ///< listener id, shown by the admin API
   identify_mode identify = identify_mode::cert;
+  /// Which device ids are accepted (net/identity.hpp): any printable Unicode text, or
+  /// strict (ASCII letters, digits, -_.:). A device whose id is refused is closed with
+  /// {shutdown, identify_failed}.
+  net::identity_profile identity_profile = net::identity_profile::unicode;
   /// A to_device_seq gap waits this long for the missing messages, then is skipped.
   caf::timespan gap_timeout = std::chrono::seconds(1);
   /// Messages held behind a gap per session; past it the gap is skipped at once.

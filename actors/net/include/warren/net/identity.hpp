@@ -12,13 +12,36 @@ namespace warren::net {
 /// Longest identity accepted, in UTF-8 bytes.
 constexpr std::size_t max_identity_bytes = 255;
 
-/// Why `id` is no usable identity, or "" when it is one. Refused: empty; longer than
-/// max_identity_bytes; not valid UTF-8 (overlong forms, surrogates, beyond U+10FFFF);
-/// a control character (C0, DEL, C1); a line or paragraph separator (U+2028/9); an
-/// invisible or bidirectional format character (U+200B–200F, 202A–202E, 2060–2064,
-/// 2066–2069, FEFF). The reason completes a sentence about the id and says where:
-/// "is empty", "contains control character 0x0a at byte 5", "contains line separator
-/// U+2028 at byte 3", "is not valid UTF-8 at byte 0".
-std::string identity_problem(std::string_view id);
+/// Which characters an identity may hold.
+enum class identity_profile {
+  /// Printable text in any script: every code point that is not refused by the
+  /// Unicode properties below (the default).
+  unicode,
+  /// Only ASCII letters, digits and `-_.:` (no look-alike ids: "dev-1" and "dеv-1"
+  /// with a Cyrillic е cannot both exist). Applied on top of the unicode rules.
+  strict,
+};
+
+/// Why `id` is no usable identity under `profile`, or "" when it is one.
+///
+/// Refused by both profiles: empty; longer than max_identity_bytes; not valid UTF-8
+/// (overlong forms, surrogates, beyond U+10FFFF); and, by the Unicode database (ICU),
+/// a code point whose general category is Cc (control), Cf (format: bidirectional
+/// marks, zero-width characters, soft hyphen, tags, ...), Zl or Zp (line and paragraph
+/// separators) or Cn (unassigned, including the noncharacters), or that has the
+/// Default_Ignorable_Code_Point property (drawn as nothing: variation selectors,
+/// Hangul fillers, ...). The strict profile also refuses every byte outside
+/// [A-Za-z0-9-_.:].
+///
+/// The reason completes a sentence about the id and says where: "is empty",
+/// "contains control character 0x0a at byte 5", "contains format character U+202E at
+/// byte 4", "is not valid UTF-8 at byte 0", "contains ' ' (0x20) at byte 3, outside
+/// the strict profile (letters, digits, -_.:)".
+std::string identity_problem(std::string_view id, identity_profile profile = identity_profile::unicode);
+
+/// "unicode" or "strict".
+std::string to_string(identity_profile p);
+/// Parses "unicode" or "strict"; false for anything else.
+bool from_string(std::string_view s, identity_profile& out);
 
 } // namespace warren::net
