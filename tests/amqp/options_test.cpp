@@ -14,6 +14,7 @@ TEST_CASE("set_option parses every documented key") {
   CHECK(set_option(o, "reconnect_max", "2m") == "");
   CHECK(set_option(o, "reconnect_initial", "250") == "");
   CHECK(set_option(o, "flush_timeout", "7s") == "");
+  CHECK(set_option(o, "connect_timeout", "1.5s") == ""); // the gateway's grammar (warren/duration.hpp)
   CHECK(set_option(o, "consumers", "3") == "");
   CHECK(set_option(o, "prefetch", "100") == "");
   CHECK(set_option(o, "exchange_type", "direct") == "");
@@ -23,6 +24,7 @@ TEST_CASE("set_option parses every documented key") {
   CHECK(o.reconnect_max == std::chrono::minutes(2));
   CHECK(o.reconnect_initial == std::chrono::milliseconds(250));
   CHECK(o.flush_timeout == std::chrono::seconds(7));
+  CHECK(o.connect_timeout == std::chrono::milliseconds(1500));
   CHECK(o.consumers == 3);
   CHECK(o.prefetch == 100);
   CHECK(o.exchange_type == "direct");

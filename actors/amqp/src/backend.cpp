@@ -1,6 +1,7 @@
 #include "actors.hpp"
 
 #include <warren/amqp/amqp.hpp>
+#include <warren/duration.hpp>
 #include <warren/supervisor.hpp>
 
 #include <charconv>
@@ -45,31 +46,6 @@ std::optional<uint64_t> parse_uint(std::string_view v) {
   return x;
 }
 
-std::optional<caf::timespan> parse_duration(std::string_view v) {
-  size_t digits = 0;
-  while (digits < v.size() && v[digits] >= '0' && v[digits] <= '9')
-    ++digits;
-  auto n = parse_uint(v.substr(0, digits));
-  if (!n)
-    return std::nullopt;
-  auto unit = v.substr(digits);
-  using namespace std::chrono;
-  auto x = static_cast<int64_t>(*n);
-  if (unit.empty() || unit == "ms")
-    return duration_cast<caf::timespan>(milliseconds(x));
-  if (unit == "s")
-    return duration_cast<caf::timespan>(seconds(x));
-  if (unit == "m")
-    return duration_cast<caf::timespan>(minutes(x));
-  if (unit == "h")
-    return duration_cast<caf::timespan>(hours(x));
-  if (unit == "us")
-    return duration_cast<caf::timespan>(microseconds(x));
-  if (unit == "ns")
-    return caf::timespan(x);
-  return std::nullopt;
-}
-
 using setter = std::function<std::string(options&, std::string_view)>;
 
 setter text(std::string options::*field) {
@@ -92,9 +68,9 @@ setter number(T options::*field, uint64_t lo, uint64_t hi) {
 
 setter duration(caf::timespan options::*field) {
   return [field](options& o, std::string_view v) -> std::string {
-    auto d = parse_duration(v);
+    auto d = warren::parse_duration(v);
     if (!d)
-      return "must be a duration (\"250ms\", \"5s\", \"2m\") or milliseconds";
+      return "must be a duration (\"250ms\", \"1.5s\", \"2m\") or milliseconds";
     o.*field = *d;
     return {};
   };
@@ -113,7 +89,7 @@ const std::map<std::string, setter, std::less<>>& setters() {
            o.heartbeat = std::chrono::seconds(*n);
            return {};
          }
-         if (auto d = parse_duration(v); d && d->count() >= 0) {
+         if (auto d = warren::parse_duration(v); d && d->count() >= 0) {
            o.heartbeat = std::chrono::duration_cast<std::chrono::seconds>(*d);
            return {};
          }

@@ -12,40 +12,10 @@
 
 namespace warren::gateway {
 
-caf::timespan parse_duration(std::string_view text) {
-  using namespace std::chrono;
-  double value = 0;
-  auto begin = text.data();
-  auto end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(begin, end, value);
-  if (ec != std::errc{} || value < 0)
-    throw std::runtime_error("bad duration: " + std::string{text});
-  std::string_view unit{ptr, static_cast<std::size_t>(end - ptr)};
-  double ns;
-  if (unit.empty() || unit == "ms")
-    ns = value * 1e6;
-  else if (unit == "us")
-    ns = value * 1e3;
-  else if (unit == "ns")
-    ns = value;
-  else if (unit == "s")
-    ns = value * 1e9;
-  else if (unit == "m" || unit == "min")
-    ns = value * 60e9;
-  else if (unit == "h")
-    ns = value * 3600e9;
-  else
-    throw std::runtime_error("bad duration unit in " + std::string{text} + " (ns, us, ms, s, m, h)");
-  return caf::timespan{static_cast<int64_t>(ns)};
-}
-
-std::string format_duration(caf::timespan d) {
-  auto ns = d.count();
-  if (ns % 1000000000 == 0)
-    return std::to_string(ns / 1000000000) + "s";
-  if (ns % 1000000 == 0)
-    return std::to_string(ns / 1000000) + "ms";
-  return std::to_string(ns) + "ns";
+caf::timespan require_duration(std::string_view text) {
+  if (auto d = warren::parse_duration(text))
+    return *d;
+  throw std::runtime_error("bad duration: " + std::string{text} + " (a number and ns, us, ms, s, m or h)");
 }
 
 namespace {
@@ -102,7 +72,7 @@ public:
       if (v->is_integer())
         out = std::chrono::milliseconds(v->as_integer()->get());
       else if (v->is_string())
-        out = parse_duration(v->as_string()->get());
+        out = require_duration(v->as_string()->get());
       else
         fail(where_, std::string{key} + " must be a duration (\"5s\", \"250ms\") or milliseconds");
     }
@@ -426,7 +396,7 @@ std::optional<int> load_config(int argc, const char* const* argv, config& out) {
     if (io_threads > 0)
       out.io_threads = io_threads;
     if (!drain_timeout.empty())
-      out.drain_timeout = parse_duration(drain_timeout);
+      out.drain_timeout = require_duration(drain_timeout);
     if (!ports_file.empty())
       out.ports_file = ports_file;
     if (!backend.empty())
@@ -474,7 +444,7 @@ std::optional<int> load_config(int argc, const char* const* argv, config& out) {
       if (!identity_profile.empty() && !net::from_string(identity_profile, l.session.identity_profile))
         throw std::runtime_error("--identity-profile must be unicode or strict");
       if (!gap_timeout.empty())
-        l.session.gap_timeout = parse_duration(gap_timeout);
+        l.session.gap_timeout = require_duration(gap_timeout);
       if (l.tls) {
         if (!cert.empty())
           l.cert_file = cert;

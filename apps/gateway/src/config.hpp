@@ -6,6 +6,7 @@
 #include "session.hpp"
 
 #include <warren/backend/local.hpp>
+#include <warren/duration.hpp>
 #include <warren/net/listener.hpp>
 
 #include <caf/expected.hpp>
@@ -100,8 +101,8 @@ std::vector<std::string> config_warnings(const config& c);
 /// errors: 2), else nothing.
 std::optional<int> load_config(int argc, const char* const* argv, config& out);
 
-/// "250ms", "5s", "2m", "1h", or a bare number of milliseconds.
-caf::timespan parse_duration(std::string_view text);
-std::string format_duration(caf::timespan d);
+/// warren::parse_duration ("250ms", "1.5s", "2m", bare milliseconds), throwing
+/// std::runtime_error with the text on a bad one.
+caf::timespan require_duration(std::string_view text);
 
 } // namespace warren::gateway
