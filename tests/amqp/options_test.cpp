@@ -33,6 +33,26 @@ TEST_CASE("set_option parses every documented key") {
     CHECK_MESSAGE(set_option(o, k, "nonsense-value-x") != "unknown key '" + k + "'", k);
 }
 
+TEST_CASE("set_option: url names the broker in one value (librabbitmq's amqp_parse_url)") {
+  options o;
+  CHECK(set_option(o, "url", "amqp://warren:s%40cret@rabbit.example:5673/devices") == "");
+  CHECK(o.host == "rabbit.example");
+  CHECK(o.port == 5673);
+  CHECK(o.user == "warren");
+  CHECK(o.password == "s@cret"); // percent-decoded
+  CHECK(o.vhost == "devices");
+  CHECK(set_option(o, "url", "amqp://127.0.0.1") == ""); // the rest: AMQP's defaults
+  CHECK(o.host == "127.0.0.1");
+  CHECK(o.port == 5672);
+  CHECK(o.user == "guest");
+  CHECK(o.vhost == "/");
+  CHECK(set_option(o, "url", "amqp://127.0.0.1/") == ""); // the AMQP URI spec: an empty vhost
+  CHECK(o.vhost == "");
+  CHECK(set_option(o, "url", "http://rabbit.example") != "");
+  CHECK(set_option(o, "url", "amqp://h:notaport") != "");
+  CHECK(set_option(o, "url", "amqps://rabbit.example").find("not supported") != std::string::npos);
+}
+
 TEST_CASE("set_option and validate reject what does not fit") {
   options o;
   CHECK(set_option(o, "nope", "1") == "unknown key 'nope'");

@@ -121,6 +121,17 @@ TEST_CASE("load_config: --ca turns verify_peer on over the file's verify_peer = 
   CHECK(l.verify_peer);
 }
 
+TEST_CASE("load_config: --amqp-url names the broker over the file's [backend.amqp] host and port") {
+  auto r = load("[backend]\nkind = \"amqp\"\n[backend.amqp]\nhost = \"old\"\nport = 5673\nprefetch = 10\n",
+                {"--amqp-url", "amqp://127.0.0.1:5680"});
+  CHECK_FALSE(r.rc.has_value());
+  auto& a = r.cfg.backend.amqp;
+  CHECK(a["url"].value_or(std::string{}) == "amqp://127.0.0.1:5680");
+  CHECK_FALSE(a.contains("host"));
+  CHECK_FALSE(a.contains("port"));
+  CHECK(a["prefetch"].value_or(int64_t{0}) == 10); // the rest of the section stays
+}
+
 TEST_CASE("gateway::start refuses verify_peer without ca too (a config built in code)") {
   auto cfg = test_config();
   cfg.listeners[0].tls = true;

@@ -4,6 +4,8 @@
 #include <warren/duration.hpp>
 #include <warren/supervisor.hpp>
 
+#include <amqp.h>
+
 #include <charconv>
 #include <functional>
 #include <map>
@@ -78,6 +80,23 @@ setter duration(caf::timespan options::*field) {
 
 const std::map<std::string, setter, std::less<>>& setters() {
   static const std::map<std::string, setter, std::less<>> m{
+      {"url",
+       [](options& o, std::string_view v) -> std::string {
+         // librabbitmq's parser: amqp://user:password@host:port/vhost, percent-encoded.
+         std::string buf{v};
+         amqp_connection_info ci;
+         amqp_default_connection_info(&ci);
+         if (amqp_parse_url(buf.data(), &ci) != AMQP_STATUS_OK)
+           return "must be an AMQP URL, amqp://user:password@host:port/vhost";
+         if (ci.ssl)
+           return "amqps:// (TLS to the broker) is not supported";
+         o.host = ci.host;
+         o.port = static_cast<uint16_t>(ci.port);
+         o.vhost = ci.vhost;
+         o.user = ci.user;
+         o.password = ci.password;
+         return {};
+       }},
       {"host", text(&options::host)},
       {"port", number(&options::port, 1, 65535)},
       {"vhost", text(&options::vhost)},

@@ -71,6 +71,11 @@ backend_choice make_backend(const config& cfg, std::shared_ptr<backend::router> 
 #ifdef WARREN_GATEWAY_HAS_AMQP
     // [backend.amqp]: each key goes to amqp::set_option as text (docs/gateway.md).
     amqp::options opts;
+    if (cfg.backend.amqp.contains("url"))
+      for (const char* k : {"host", "port", "vhost", "user", "password"})
+        if (cfg.backend.amqp.contains(k))
+          throw std::runtime_error(std::string{"[backend.amqp] url and "} + k +
+                                   " both name the broker: keep one");
     for (auto&& [key, value] : cfg.backend.amqp) {
       std::string text;
       if (auto s = value.as_string())

@@ -345,8 +345,8 @@ config parse_config(std::string_view text, std::string_view source) {
 
 std::optional<int> load_config(int argc, const char* const* argv, config& out) {
   CLI::App app{"warren-gateway: the Warren IoT device gateway (docs/gateway.md)", "warren-gateway"};
-  std::string file, data_dir, log_level, backend, sink, admin_bind, bind, codec, identify, identity_profile,
-      cert, key, ca, drain_timeout, gap_timeout, ports_file, node_name;
+  std::string file, data_dir, log_level, backend, amqp_url, sink, admin_bind, bind, codec, identify,
+      identity_profile, cert, key, ca, drain_timeout, gap_timeout, ports_file, node_name;
   std::vector<std::string> nats_urls;
   int admin_port = -1, tls_port = -1, plain_port = -1;
   std::size_t io_threads = 0;
@@ -358,6 +358,7 @@ std::optional<int> load_config(int argc, const char* const* argv, config& out) {
   app.add_option("--drain-timeout", drain_timeout, "on SIGTERM, how long devices may stay (e.g. 10s)");
   app.add_option("--ports-file", ports_file, "write the bound ports as JSON to this file");
   app.add_option("--backend", backend, "local, echo (amqp when built)");
+  app.add_option("--amqp-url", amqp_url, "amqp backend: the broker, amqp://user:password@host:port/vhost");
   app.add_option("--sink", sink, "local backend: stdout, none or a file");
   app.add_option("--admin-bind", admin_bind, "admin API address");
   app.add_option("--admin-port", admin_port, "admin API port (0: any)");
@@ -401,6 +402,11 @@ std::optional<int> load_config(int argc, const char* const* argv, config& out) {
       out.ports_file = ports_file;
     if (!backend.empty())
       out.backend.kind = backend;
+    if (!amqp_url.empty()) { // the flag names the broker over whatever the file says
+      for (const char* k : {"host", "port", "vhost", "user", "password"})
+        out.backend.amqp.erase(k);
+      out.backend.amqp.insert_or_assign("url", amqp_url);
+    }
     if (!sink.empty())
       out.backend.local.sink = sink;
     if (!admin_bind.empty())
