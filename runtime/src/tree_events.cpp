@@ -3,6 +3,7 @@
 #include "warren/observe/tree_events.hpp"
 
 #include <nlohmann/json.hpp>
+#include <warren/wall_clock.hpp>
 
 #include <algorithm>
 #include <unordered_map>
@@ -101,21 +102,11 @@ struct feed {
   }
 };
 
-namespace {
-
-int64_t unix_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-} // namespace
-
 void publish(tree_event ev) {
   bool keep = always_kept(ev.kind);
   if (!keep && !watched())
     return;
-  ev.unix_ms = unix_ms_now();
+  ev.unix_ms = warren::unix_ms();
   auto& f = feed::get();
   std::lock_guard<std::mutex> guard{f.mtx};
   if (ev.dynamic && (ev.kind == tree_event_kind::started || ev.kind == tree_event_kind::removed)) {

@@ -2,6 +2,7 @@
 #include <warren/backend/local.hpp>
 #include <warren/log.hpp>
 #include <warren/supervisor.hpp>
+#include <warren/wall_clock.hpp>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -49,11 +50,6 @@ std::string rfc3339_ms(int64_t now_ms) {
   std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(now_ms % 1000));
   return buf;
-}
-
-int64_t unix_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
 } // namespace

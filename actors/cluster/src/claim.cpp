@@ -37,9 +37,4 @@ std::optional<claim_key> parse_claim(std::string_view text) {
   return k;
 }
 
-int64_t unix_us() {
-  using namespace std::chrono;
-  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 } // namespace warren::cluster

@@ -51,10 +51,6 @@ using takeover_atom = caf::atom_constant<caf::atom("gwtakeover")>;
 constexpr uint64_t gap_timer = 1;
 constexpr uint64_t settle_timer = 2; ///< cluster: verify the claim once more
 
-int64_t unix_ms() {
-  return unix_us() / 1000;
-}
-
 /// What every session of a listener reads and none changes.
 struct shared_options {
   session_options opts;

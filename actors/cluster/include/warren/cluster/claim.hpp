@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <warren/wall_clock.hpp>
 
 namespace warren::cluster {
 
@@ -31,8 +32,8 @@ std::optional<claim_key> parse_claim(std::string_view text);
 /// A decimal uint64 and nothing else.
 std::optional<uint64_t> parse_u64(std::string_view text);
 
-/// Now, as microseconds since the Unix epoch (the wall clock: claims of different hosts
-/// compare, so keep their clocks synchronised).
-int64_t unix_us();
+/// Claims are stamped with warren::unix_us() (wall_clock.hpp): claims of different
+/// hosts compare, so keep their clocks synchronised.
+using warren::unix_us;
 
 } // namespace warren::cluster
