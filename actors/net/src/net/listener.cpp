@@ -60,6 +60,7 @@ listener_counters atomic_counters::snapshot() const {
   r.accept_errors = ld(accept_errors);
   r.close_timeouts = ld(close_timeouts);
   r.refused = ld(refused);
+  r.hello_timeouts = ld(hello_timeouts);
   return r;
 }
 
@@ -330,6 +331,8 @@ child_spec listener_child(std::string id, io_pool& pool, listener_options opts, 
     if (opts.max_connections == 0)
       log().info("listener {}: max_connections {} (from the open-file limit)", id,
                  st->max_connections.load());
+    if (opts.tls)
+      st->max_handshakes = opts.max_handshakes != 0 ? opts.max_handshakes : 128 * pool->size();
     std::size_t n = opts.num_acceptors;
     if (n == 0)
       n = std::max(pool->size(), opts.num_listen_sockets);
