@@ -214,3 +214,38 @@ TEST_CASE("a ClientHello not whole within hello_timeout: closed and counted, bef
   CHECK(whole.finish());
   CHECK(f.counters().hello_timeouts == 1);
 }
+
+TEST_CASE("handshake timeouts are summarised at info once per log_interval, with their count") {
+  auto o = admission_opts(0);
+  o.handshake_timeout = 100ms;
+  o.log_interval = 200ms;
+  fixture f{o};
+  captured_log log{spdlog::level::info};
+  {
+    client a{f.port}, b{f.port}; // never speak
+    CHECK(a.wait_closed());
+    CHECK(b.wait_closed());
+  }
+  CHECK(f.eventually([](const auto& x) { return x.handshake_timeout == 2; }));
+  // The two may fall in one interval or in two: the lines' counts add up to 2.
+  auto logged = [&] {
+    std::size_t sum = 0;
+    const std::string head = "info listener L: in the last 200 ms: ";
+    for (auto& l : log.lines_with("handshake timeouts"))
+      if (l.rfind(head, 0) == 0)
+        sum += std::stoul(l.substr(head.size()));
+    return sum;
+  };
+  auto until = std::chrono::steady_clock::now() + 5s; // safety net only
+  while (logged() < 2 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(20ms);
+  CHECK(logged() == 2);
+  CHECK(log.lines_with("2 of them without a whole ClientHello").size() +
+            log.lines_with("1 of them without a whole ClientHello").size() >=
+        1);
+  // Not one line per timeout: at most one per interval, and none for a quiet interval.
+  auto lines = log.lines_with("handshake timeouts");
+  CHECK(lines.size() <= 2);
+  std::this_thread::sleep_for(500ms);
+  CHECK(log.lines_with("handshake timeouts").size() == lines.size());
+}
