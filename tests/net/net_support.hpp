@@ -12,6 +12,8 @@
 #include <asio/ssl.hpp>
 #include <caf/all.hpp>
 #include <doctest/doctest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -21,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace net_test {
 
@@ -334,6 +337,33 @@ struct fixture {
       if (x.id == child_id)
         return x.handle;
     return {};
+  }
+};
+
+/// Warren's log, captured while it lives (`level` and above). Make it after the
+/// fixture: the fixture sets the level to critical.
+struct captured_log {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
+      std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  explicit captured_log(spdlog::level::level_enum level = spdlog::level::warn) {
+    auto logger = std::make_shared<spdlog::logger>("warren", sink);
+    logger->set_pattern("%l %v");
+    warren::set_logger(logger);
+    warren::set_log_level(level);
+  }
+  ~captured_log() {
+    auto logger =
+        std::make_shared<spdlog::logger>("warren", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    logger->set_level(spdlog::level::critical);
+    warren::set_logger(logger);
+  }
+  /// The lines that contain `text`.
+  std::vector<std::string> lines_with(const std::string& text) {
+    std::vector<std::string> out;
+    for (auto& l : sink->last_formatted())
+      if (l.find(text) != std::string::npos)
+        out.push_back(l);
+    return out;
   }
 };
 

@@ -5,8 +5,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <spdlog/sinks/ringbuffer_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <cstdio>
 #include <string_view>
@@ -225,32 +223,6 @@ std::string bmp(const std::string& ascii) {
   }
   return out;
 }
-
-/// Warren's log, captured while it lives (warn and above).
-struct captured_log {
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
-      std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
-  captured_log() {
-    auto logger = std::make_shared<spdlog::logger>("warren", sink);
-    logger->set_pattern("%l %v");
-    warren::set_logger(logger);
-    warren::set_log_level(spdlog::level::warn);
-  }
-  ~captured_log() {
-    auto logger =
-        std::make_shared<spdlog::logger>("warren", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-    logger->set_level(spdlog::level::critical);
-    warren::set_logger(logger);
-  }
-  /// The lines that contain `text`.
-  std::vector<std::string> lines_with(const std::string& text) {
-    std::vector<std::string> out;
-    for (auto& l : sink->last_formatted())
-      if (l.find(text) != std::string::npos)
-        out.push_back(l);
-    return out;
-  }
-};
 
 } // namespace
 

@@ -151,6 +151,8 @@ void apply_listener(section& s, listener_config& l) {
   s.get_int("num_acceptors", l.net.num_acceptors);
   s.get_int("num_listen_sockets", l.net.num_listen_sockets);
   s.get_int("backlog", l.net.backlog);
+  s.get_int("max_handshakes", l.net.max_handshakes);
+  s.get_duration("hello_timeout", l.net.hello_timeout);
   s.get_duration("handshake_timeout", l.net.handshake_timeout);
   s.get_duration("idle_timeout", l.net.idle_timeout);
   s.get_duration("close_timeout", l.net.close_timeout);

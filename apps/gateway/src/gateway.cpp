@@ -145,9 +145,11 @@ caf::error gateway::start() {
     auto maxconn = somaxconn();
     for (auto& l : cfg_.listeners)
       if (maxconn > 0 && l.net.backlog > maxconn)
-        log().warn("listener {}: backlog {} exceeds net.core.somaxconn {}: the kernel caps it (raise it with "
-                   "sysctl -w net.core.somaxconn={})",
-                   l.name, l.net.backlog, maxconn, l.net.backlog);
+        log().info(
+            "listener {}: accept queue {} (net.core.somaxconn caps backlog {}): a reconnect wave of more "
+            "devices at once waits for SYN retransmits; raise it with sysctl -w net.core.somaxconn=N "
+            "(docs/operations.md)",
+            l.name, maxconn, l.net.backlog);
     if (cfg_.cluster.enabled) {
       cluster_ = std::make_shared<cluster_directory>(cfg_.cluster, *registry_);
       cluster_->list_sessions = [reg = registry_.get(), name = cfg_.cluster.nats.node_name](

@@ -101,6 +101,8 @@ std::string render_prometheus(const gateway_metrics& m, const session_registry& 
       {"closed", "Connections closed.", &net::listener_counters::closed, "counter"},
       {"handshake_timeout", "TLS handshakes timed out.", &net::listener_counters::handshake_timeout,
        "counter"},
+      {"hello_timeouts", "Of handshake_timeout: the ClientHello was not whole yet.",
+       &net::listener_counters::hello_timeouts, "counter"},
       {"handshake_tls_error", "TLS handshakes failed.", &net::listener_counters::handshake_tls_error,
        "counter"},
       {"handshake_peer_closed", "Peers gone during the handshake.",

@@ -58,8 +58,8 @@ public:
           backoff_ = false;
           arm();
         },
-        [this](conn_closed_atom) { arm(); },
-        [this](resume_atom) { arm(); }, // resume, or max_connections raised
+        [this](slot_free_atom) { arm(); }, // a handshake slot is free again
+        [this](resume_atom) { arm(); },    // resume, or max_connections raised
     };
   }
 
@@ -102,15 +102,33 @@ private:
   /// socket that never reaches one (the acceptor died with it in its mailbox, the
   /// start failed) is uncounted when the last reference goes, so max_connections
   /// never leaks.
+  /// Over TLS it carries a handshake slot the same way (the endpoint's conn_io takes it).
   static socket_ptr accepted_socket(const loop_ctx& lc, asio::ip::tcp::socket sock) {
     return socket_ptr{new asio::ip::tcp::socket(std::move(sock)), [st = lc.st](asio::ip::tcp::socket* s) {
                         bool untaken = s->is_open();
                         delete s;
                         if (!untaken)
                           return;
+                        if (st->max_handshakes != 0)
+                          st->end_handshake();
                         st->open.fetch_sub(1); // seq_cst: see on_conn_closed
                         st->on_conn_closed();  // a drain may wait for this socket
                       }};
+  }
+
+  /// TLS: takes a handshake slot for the next accept. At the bound the loop stops until
+  /// a slot is given back (end_handshake() wakes the acceptors): the connections wait in
+  /// the kernel's accept queue meanwhile. False: parked.
+  static bool take_slot(const loop_ctx& lc) {
+    auto& st = *lc.st;
+    if (st.max_handshakes == 0 || st.take_handshake())
+      return true;
+    lc.accepting->store(false);
+    st.parked.store(true);
+    // seq_cst: a slot given back before the flag was set is seen here (end_handshake).
+    if (st.handshakes.load() < st.max_handshakes && !lc.accepting->exchange(true))
+      return take_slot(lc);
+    return false;
   }
 
   /// At max_connections: closes the new connection at once with an RST (linger 0: no
@@ -148,25 +166,30 @@ private:
         accept_loop(lc);
       return;
     }
+    if (!take_slot(lc))
+      return;
     asio::io_context& target = lc.st->pool->next(); // connections spread over the loops
     lc.ls->async_accept(target, [lc](const asio::error_code& ec, asio::ip::tcp::socket sock) {
       auto p = lc.self.lock();
-      if (ec) {
+      bool tls = lc.st->max_handshakes != 0;
+      // An error, or the acceptor is gone (its on_exit cancels us; the socket goes too).
+      if (ec || !p) {
+        if (tls)
+          lc.st->end_handshake(); // the slot taken for this accept
         lc.accepting->store(false);
         if (p)
           caf::anon_send(caf::actor_cast<caf::actor>(p), accept_err_atom::value,
                          ec == asio::error::operation_aborted, ec.message());
         return;
       }
-      if (!p) { // the acceptor is gone (its on_exit cancels us): so is the socket
-        lc.accepting->store(false);
-        return;
-      }
-      if (lc.st->admit())
+      if (lc.st->admit()) {
         caf::anon_send(caf::actor_cast<caf::actor>(p), accepted_atom::value,
                        accepted_socket(lc, std::move(sock)));
-      else
+      } else {
         refuse(lc, sock);
+        if (tls)
+          lc.st->end_handshake();
+      }
       p.reset();
       accept_loop(lc);
     });

@@ -1,5 +1,6 @@
 #include <warren/net/endpoint.hpp>
 
+#include "client_hello.hpp"
 #include "listener_state.hpp"
 
 #include <warren/exit.hpp>
@@ -13,6 +14,7 @@
 #include <caf/all.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -31,7 +33,7 @@ namespace {
 
 using hs_ok_atom = caf::atom_constant<caf::atom("nhsok")>;
 using hs_fail_atom = caf::atom_constant<caf::atom("nhsfail")>;
-using hs_timeout_atom = caf::atom_constant<caf::atom("nhstmo")>;
+using hs_timeout_atom = caf::atom_constant<caf::atom("nhstmo")>; // (bool hello: hello_timeout)
 using data_atom = caf::atom_constant<caf::atom("ndata")>;
 using eof_atom = caf::atom_constant<caf::atom("neof")>;
 using sock_err_atom = caf::atom_constant<caf::atom("nsockerr")>;
@@ -193,8 +195,11 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   std::atomic<std::size_t> unwritten{0};        // posted by the actor, not yet written
   std::atomic<std::size_t> wake_below{no_wake}; // tell wrote_atom once unwritten <= this
   std::atomic<uint64_t> writes_done{0};         // activity, for the idle timeout
-  std::shared_ptr<void> keep;                   // the listener state, owner of *bytes_out
+  std::shared_ptr<void> keep;                   // the listener state, owner of *bytes_out and *admission
   std::atomic<uint64_t>* bytes_out = nullptr;   // the listener's counter
+  listener_state* admission = nullptr;          // TLS: whose handshake slot we hold, if `slot`
+  bool slot = false;                            // holding a handshake slot (max_handshakes)
+  bool awaiting_hello = false;                  // the ClientHello is not whole yet (no slot then)
   static constexpr std::size_t no_wake = static_cast<std::size_t>(-1);
 
   conn_io(asio::ip::tcp::socket&& s, asio::ssl::context* ctx, bool no_delay)
@@ -228,6 +233,7 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   conn_io& operator=(const conn_io&) = delete;
 
   ~conn_io() {
+    drop_slot();
     if (ssl != nullptr)
       SSL_free(ssl); // no close_notify: the loop went away under us
   }
@@ -272,16 +278,67 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
     }
     first_read = read_size;
     if (ssl == nullptr) {
+      drop_slot();
       tell(hs_fail_atom::value, static_cast<int>(hs_failure::other), std::string{"SSL_new failed"}, peer());
       return;
     }
+    await_hello();
+  }
+
+  /// Handshake admission: the slot taken at accept is given back while the ClientHello
+  /// is still arriving (a slow or trickling client holds none), and taken again once it
+  /// is whole; then the handshake runs.
+  void await_hello() {
+    if (hello_progress_now() == hello_progress::partial) {
+      drop_slot();
+      awaiting_hello = true;
+      await(io_status::want_read, [this](const asio::error_code& ec) {
+        if (!ec)
+          await_hello();
+        else if (ec != asio::error::operation_aborted)
+          tell(hs_fail_atom::value, static_cast<int>(hs_failure::other), ec.message(), peer());
+      });
+      return;
+    }
+    awaiting_hello = false;
+    if (!slot && admission != nullptr) {
+      admission->count_handshake();
+      slot = true;
+    }
     handshake();
+  }
+
+  /// Peeks at what has arrived. EOF and errors are `ready`: the handshake reports them.
+  hello_progress hello_progress_now() {
+    thread_local std::vector<unsigned char> buf(max_hello_peek);
+    ssize_t n = ::recv(sock.native_handle(), buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+      return hello_progress::partial;
+    if (n <= 0)
+      return hello_progress::ready;
+    return client_hello_progress(buf.data(), static_cast<std::size_t>(n));
+  }
+
+  /// handshake_timeout, or hello_timeout (`hello_only`: only while the ClientHello is
+  /// not whole): tells the actor, and whether the ClientHello was still not whole.
+  void handshake_deadline(caf::timespan d, bool hello_only = false) {
+    on_timer(d, [hello_only](conn_io& io, const asio::error_code& ec) {
+      if (!ec && (io.awaiting_hello || !hello_only))
+        io.tell(hs_timeout_atom::value, io.awaiting_hello);
+    });
+  }
+
+  void drop_slot() {
+    if (slot && admission != nullptr)
+      admission->end_handshake();
+    slot = false;
   }
 
   void handshake() {
     ERR_clear_error();
     int r = SSL_do_handshake(ssl);
     if (r == 1) {
+      drop_slot();
       tell(hs_ok_atom::value, peer(), std::string{SSL_get_version(ssl)}, verified_subject(ssl));
       if (first_read > 0)
         read(std::string{}, std::exchange(first_read, 0));
@@ -319,6 +376,7 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
     } else {
       what = "SSL error " + std::to_string(e);
     }
+    drop_slot();
     tell(hs_fail_atom::value, static_cast<int>(why), std::move(what), peer());
   }
 
@@ -748,6 +806,7 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
     if (finished)
       return;
     finished = true;
+    drop_slot(); // a handshake cut short (timeout, the actor's exit)
     if (bound_timer)
       bound_timer->cancel();
     asio::error_code ec;
@@ -788,6 +847,10 @@ public:
     io_->owner = caf::actor_cast<caf::weak_actor_ptr>(this);
     io_->keep = st_;
     io_->bytes_out = &st_->c.bytes_out;
+    if (st_->max_handshakes != 0) { // the slot the acceptor took for this socket
+      io_->admission = st_.get();
+      io_->slot = true;
+    }
   }
 
   caf::behavior make_behavior() override {
@@ -830,10 +893,13 @@ public:
     // handshake and idle timers.
     reading_ = true;
     post([read_size = st_->opts.read_buffer, tls = info_.tls, hs = st_->opts.handshake_timeout,
-          idle = st_->opts.idle_timeout](conn_io& io) {
+          hello = st_->opts.hello_timeout, idle = st_->opts.idle_timeout](conn_io& io) {
       io.start(read_size);
-      if (tls)
-        io.after(hs, hs_timeout_atom::value);
+      if (tls) {
+        io.handshake_deadline(hs);
+        if (hello < hs)
+          io.handshake_deadline(hello, true);
+      }
       if (idle.count() > 0)
         io.after(idle, idle_atom::value, uint64_t{0});
     });
@@ -847,10 +913,12 @@ public:
         [this](hs_fail_atom, int kind, const std::string& what, const std::string& peer) {
           handshake_failed(static_cast<hs_failure>(kind), what, peer);
         },
-        [this](hs_timeout_atom) {
+        [this](hs_timeout_atom, bool hello) {
           if (proto_)
             return;
           bump(st_->c.hs_timeout);
+          if (hello)
+            bump(st_->c.hello_timeouts);
           finish(shutdown_with("handshake_timeout"));
         },
         [this](data_atom, std::string& chunk) { on_data(chunk); },

@@ -60,6 +60,7 @@ listener_counters atomic_counters::snapshot() const {
   r.accept_errors = ld(accept_errors);
   r.close_timeouts = ld(close_timeouts);
   r.refused = ld(refused);
+  r.hello_timeouts = ld(hello_timeouts);
   return r;
 }
 
@@ -145,6 +146,7 @@ void listener_state::suspend() {
 namespace {
 
 using drain_deadline_atom = caf::atom_constant<caf::atom("ndrdead")>;
+using summary_atom = caf::atom_constant<caf::atom("nsummary")>;
 
 /// The listener's first child: keeps the listen sockets open while it runs and
 /// answers the control API.
@@ -154,6 +156,8 @@ public:
 
   caf::behavior make_behavior() override {
     st_->set_ctl(caf::actor_cast<caf::weak_actor_ptr>(this));
+    logged_ = st_->c.snapshot(); // a restarted ctl summarises from now
+    arm_summary();
     return {
         [this](port_atom) { return st_->port; },
         [this](counters_atom) { return st_->c.snapshot(); },
@@ -193,6 +197,10 @@ public:
         },
         [this](drain_check_atom) { check_idle(); },
         [this](drain_deadline_atom, uint64_t id) { on_deadline(id); },
+        [this](summary_atom, uint64_t) {
+          log_summary();
+          arm_summary();
+        },
     };
   }
 
@@ -207,6 +215,7 @@ public:
       d.rp.deliver(make_error(sup_errc::noproc, "listener stopped during drain"));
     }
     drains_.clear();
+    cancel(summary_timer_);
     st_.reset();
   }
 
@@ -223,22 +232,50 @@ private:
         send(a, resume_atom::value);
   }
 
-  /// The deadline of drain `id` as a timer on an io loop: CAF's delayed messages would
-  /// keep this actor alive until a long deadline passed, even after the listener stopped.
-  std::shared_ptr<asio::steady_timer> start_deadline(caf::timespan deadline, uint64_t id) {
+  /// Sends us `{atom, id}` after `delay`, from a timer on an io loop: CAF's delayed
+  /// messages would keep this actor alive until a long deadline passed, even after the
+  /// listener stopped.
+  template <class Atom>
+  std::shared_ptr<asio::steady_timer> start_timer(caf::timespan delay, Atom atom, uint64_t id) {
     auto t = std::make_shared<asio::steady_timer>(st_->pool->at(0));
     auto self = caf::actor_cast<caf::weak_actor_ptr>(this);
-    auto d = std::chrono::duration_cast<asio::steady_timer::duration>(std::max(deadline, caf::timespan{0}));
-    asio::post(t->get_executor(), [t, d, self, id] {
+    auto d = std::chrono::duration_cast<asio::steady_timer::duration>(std::max(delay, caf::timespan{0}));
+    asio::post(t->get_executor(), [t, d, self, atom, id] {
       t->expires_after(d);
-      t->async_wait([t, self, id](const asio::error_code& ec) {
+      t->async_wait([t, self, atom, id](const asio::error_code& ec) {
         if (ec)
           return;
         if (auto p = self.lock())
-          caf::anon_send(caf::actor_cast<caf::actor>(p), drain_deadline_atom::value, id);
+          caf::anon_send(caf::actor_cast<caf::actor>(p), atom, id);
       });
     });
     return t;
+  }
+
+  /// The deadline of drain `id`.
+  std::shared_ptr<asio::steady_timer> start_deadline(caf::timespan deadline, uint64_t id) {
+    return start_timer(deadline, drain_deadline_atom::value, id);
+  }
+
+  void arm_summary() {
+    if (st_->opts.log_interval.count() > 0)
+      summary_timer_ = start_timer(st_->opts.log_interval, summary_atom::value, uint64_t{0});
+  }
+
+  /// Once per log_interval, at info, what is too frequent to log one by one: the
+  /// handshake timeouts and overflow closes since the last line (none: no line).
+  void log_summary() {
+    auto now = st_->c.snapshot();
+    auto timeouts = now.handshake_timeout - logged_.handshake_timeout;
+    auto hello = now.hello_timeouts - logged_.hello_timeouts;
+    auto overflows = now.overflow_closes - logged_.overflow_closes;
+    if (timeouts != 0 || overflows != 0)
+      log().info(
+          "listener {}: in the last {} ms: {} handshake timeouts ({} of them without a whole ClientHello), "
+          "{} overflow closes; since start {} and {}",
+          st_->id, std::chrono::duration_cast<std::chrono::milliseconds>(st_->opts.log_interval).count(),
+          timeouts, hello, overflows, now.handshake_timeout, now.overflow_closes);
+    logged_ = now;
   }
 
   static void cancel(const std::shared_ptr<asio::steady_timer>& t) {
@@ -307,6 +344,8 @@ private:
 
   std::map<uint64_t, pending_drain> drains_;
   uint64_t next_drain_ = 0;
+  std::shared_ptr<asio::steady_timer> summary_timer_;
+  listener_counters logged_; ///< the counters at the last summary
   state_ptr st_;
 };
 
@@ -330,6 +369,8 @@ child_spec listener_child(std::string id, io_pool& pool, listener_options opts, 
     if (opts.max_connections == 0)
       log().info("listener {}: max_connections {} (from the open-file limit)", id,
                  st->max_connections.load());
+    if (opts.tls)
+      st->max_handshakes = opts.max_handshakes != 0 ? opts.max_handshakes : 128 * pool->size();
     std::size_t n = opts.num_acceptors;
     if (n == 0)
       n = std::max(pool->size(), opts.num_listen_sockets);

@@ -27,14 +27,14 @@ using socket_ptr = std::shared_ptr<asio::ip::tcp::socket>;
 
 using accepted_atom = caf::atom_constant<caf::atom("nacc")>;
 using accept_err_atom = caf::atom_constant<caf::atom("naccerr")>;
-using conn_closed_atom = caf::atom_constant<caf::atom("nclosed")>;
+using slot_free_atom = caf::atom_constant<caf::atom("nslotfree")>;
 using retry_atom = caf::atom_constant<caf::atom("nretry")>;
 using drain_check_atom = caf::atom_constant<caf::atom("ndrchk")>;
 
 struct atomic_counters {
   std::atomic<uint64_t> accepted{0}, active{0}, closed{0}, hs_timeout{0}, hs_tls_error{0}, hs_peer_closed{0},
       frames_in{0}, frames_out{0}, bytes_in{0}, bytes_out{0}, overflow_closes{0}, frame_errors{0},
-      idle_closes{0}, accept_errors{0}, close_timeouts{0}, refused{0};
+      idle_closes{0}, accept_errors{0}, close_timeouts{0}, refused{0}, hello_timeouts{0};
   listener_counters snapshot() const;
 };
 
@@ -103,6 +103,12 @@ struct listener_state {
   /// Sockets accepted and not yet closed: endpoints plus sockets on their way to one.
   std::atomic<std::size_t> open{0};
   log_limiter refused_log, accept_error_log;
+  // TLS handshake admission (listener_options::max_handshakes): slots taken by pending
+  // accepts and by handshakes past their ClientHello. The acceptors take one before
+  // each accept and stop at the bound (`parked`); endpoint.cpp gives them back.
+  std::size_t max_handshakes = 0; ///< set at start; 0 for plain TCP (no slots)
+  std::atomic<std::size_t> handshakes{0};
+  std::atomic<bool> parked{false};   ///< an acceptor waits for a slot
   std::atomic<bool> draining{false}; ///< a drain waits for the connections to end
   std::atomic<uint64_t> next_conn_id{1};
   uint16_t port = 0; // set by bind(), read-only afterwards
@@ -161,6 +167,37 @@ struct listener_state {
     }
     if (auto p = w.lock())
       caf::anon_send(caf::actor_cast<caf::actor>(p), drain_check_atom::value);
+  }
+
+  /// A handshake slot if one is free (below max_handshakes).
+  bool take_handshake() {
+    if (handshakes.fetch_add(1) < max_handshakes)
+      return true;
+    handshakes.fetch_sub(1); // the count was at the bound before: nothing freed, nobody to wake
+    return false;
+  }
+
+  /// A slot for a connection admitted earlier whose ClientHello has now arrived: taken
+  /// even at the bound (it waited once; it does not queue again), the acceptors then
+  /// wait until the count is below it.
+  void count_handshake() { handshakes.fetch_add(1); }
+
+  /// Gives a slot back and wakes the acceptors if one waits for it. O(1) unless one does.
+  void end_handshake() {
+    // seq_cst decrement then flag; the parking acceptor sets the flag then loads the
+    // count (acceptor.cpp): either it sees the free slot or we see the flag.
+    handshakes.fetch_sub(1);
+    if (!parked.load() || !parked.exchange(false))
+      return;
+    std::vector<caf::actor> xs;
+    {
+      std::lock_guard<std::mutex> g{mu};
+      for (auto& s : slots)
+        if (s->acceptor)
+          xs.push_back(s->acceptor);
+    }
+    for (auto& a : xs)
+      caf::anon_send(a, slot_free_atom::value);
   }
 
   std::size_t num_acceptors() const { return slots.size(); }

@@ -1,6 +1,7 @@
 // Internal: acceptor actors. Acceptor i accepts on listen socket i mod n, on that
 // socket's loop, and hands each socket to connection supervisor i. It never does the
-// TLS handshake (the endpoint does), so a slow client cannot stall accepting.
+// TLS handshake (the endpoint does), so a slow client cannot stall accepting. Over TLS
+// it accepts only while a handshake slot is free (listener_options::max_handshakes).
 #pragma once
 
 #include <warren/child_spec.hpp>

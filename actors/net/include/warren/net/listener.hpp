@@ -56,8 +56,23 @@ struct listener_options {
   /// per log_interval): the device sees a refusal, not a hang. 0: connection_budget()
   /// when the listener starts (from the open-file limit).
   std::size_t max_connections = 0;
+  /// TLS: handshakes in progress at once (stampede admission). A slot is taken before
+  /// each accept; at the bound the acceptors stop accepting, so a stampede's excess waits
+  /// in the kernel's accept queue (see backlog), where its time does not count against
+  /// handshake_timeout, and every admitted handshake gets the CPU to finish quickly. A
+  /// connection whose ClientHello has not fully arrived gives its slot back until it has
+  /// (the record is peeked, not read): clients trickling a ClientHello hold none. 0: 128
+  /// per io thread. Devices far away hold a slot for about one round trip: handshakes/s
+  /// stay below max_handshakes / RTT.
+  std::size_t max_handshakes = 0;
+  /// From accept to the whole ClientHello (TLS; within handshake_timeout): a slow-hello
+  /// (slowloris) client is closed then, counted in handshake_timeout and hello_timeouts.
+  caf::timespan hello_timeout = std::chrono::seconds(3);
+  /// From accept to the end of the TLS handshake.
   caf::timespan handshake_timeout = std::chrono::seconds(5);
-  /// Rate of the listener's warnings (refusals, accept errors), at most one per interval.
+  /// Rate of the listener's warnings (refusals, accept errors), at most one per interval,
+  /// and the period of its info summary of handshake timeouts and overflow closes (a
+  /// line only for an interval that had any).
   caf::timespan log_interval = std::chrono::seconds(10);
   caf::timespan idle_timeout = std::chrono::minutes(5); ///< 0: none
   /// With auto_ack off: how long a connection whose peer ended its input (EOF,
@@ -69,7 +84,11 @@ struct listener_options {
   std::size_t low_watermark = 1 << 18;
   overflow_policy on_overflow = overflow_policy::close;
   std::size_t read_buffer = 16384; ///< bytes per read
-  int backlog = 1024;
+  /// The accept queue of each listen socket, where a stampede waits for handshake slots.
+  /// The kernel caps it at net.core.somaxconn (4096 by default): raise that above the
+  /// largest reconnect wave (docs/operations.md). Past it new connections wait for SYN
+  /// retransmits (1 s, 3 s, 7 s, ...).
+  int backlog = 65535;
   /// TCP_NODELAY on every connection (Ranch's default too): a small reply or ACK goes
   /// out at once instead of waiting for the peer's delayed ACK (up to 40 ms on Linux).
   bool no_delay = true;
@@ -81,6 +100,7 @@ struct listener_counters {
   uint64_t active = 0; ///< endpoint actors alive (handshaking or connected)
   uint64_t closed = 0;
   uint64_t handshake_timeout = 0;
+  uint64_t hello_timeouts = 0; ///< of handshake_timeout: the ClientHello was not whole yet
   uint64_t handshake_tls_error = 0;
   uint64_t handshake_peer_closed = 0;
   uint64_t frames_in = 0;
