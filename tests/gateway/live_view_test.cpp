@@ -193,3 +193,44 @@ TEST_CASE("live view: more watchers than max_watchers are refused with 503") {
   REQUIRE(c.read_until("\r\n\r\n"));
   CHECK(c.got.starts_with("HTTP/1.1 503"));
 }
+
+TEST_CASE("live view: /v1/stats and the session search behind the panels") {
+  running_gateway g{live_config()};
+  httplib::Client cli{"127.0.0.1", g->admin_port()};
+  cli.set_read_timeout(5, 0);
+  cli.set_bearer_token_auth("s3cret");
+  device d1{g.port()}, d2{g.port()};
+  REQUIRE(eventually([&] { return g.sessions().size() == 2; }));
+  auto r = cli.Get("/v1/stats");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  auto s = json::parse(r->body);
+  REQUIRE(s["listeners"].size() == 1);
+  CHECK(s["listeners"][0]["id"] == "plain");
+  CHECK(s["listeners"][0]["accepted"] == 2);
+  CHECK(s["listeners"][0]["active"] == 2);
+  CHECK(s["listeners"][0]["handshake"].contains("not_tls"));
+  CHECK(s["sessions"]["connections"] == 2);
+  CHECK(s["backend"]["kind"] == "local");
+  CHECK(s["backend"]["ready"] == true);
+  CHECK(s["cluster"].is_null());
+  auto one = g.sessions()[0].connection_id;
+  auto found = cli.Get(("/v1/connections?q=" + one).c_str());
+  REQUIRE(found);
+  auto list = json::parse(found->body);
+  REQUIRE(list.size() >= 1);
+  for (auto& v : list)
+    CHECK(v["connection_id"].get<std::string>().find(one) != std::string::npos);
+  auto limited = cli.Get("/v1/connections?limit=1");
+  REQUIRE(limited);
+  CHECK(json::parse(limited->body).size() == 1);
+  auto bad = cli.Get("/v1/connections?limit=x");
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  auto js = cli.Get("/ui/gateway.js"); // the panels, loaded by the page
+  REQUIRE(js);
+  CHECK(js->status == 200);
+  auto page = cli.Get("/");
+  REQUIRE(page);
+  CHECK(page->body.find("<script src=\"ui/gateway.js\"></script>") != std::string::npos);
+}

@@ -19,8 +19,11 @@
 
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <thread>
+
+std::span<const warren::observer::asset> warren_gateway_assets(); // generated (CMakeLists.txt)
 
 namespace warren::gateway {
 
@@ -205,6 +208,8 @@ public:
     view.max_watchers = env_.cfg.max_watchers;
     view.allow_kill = env_.cfg.allow_kill;
     view.sample = [this] { return stats().dump(-1, ' ', false, json::error_handler_t::replace); };
+    for (auto& a : warren_gateway_assets())
+      view.extra.push_back(a);
     observer_ = std::make_shared<observer::routes>(sys_, std::move(view));
     observer_->install(
         s, [](const httplib::Request&, httplib::Response&, std::shared_ptr<observer::stream> st) {
