@@ -49,52 +49,6 @@ int64_t unix_ms() {
       .count();
 }
 
-json child_json(const tree_node& n) {
-  json j{{"id", n.id},
-         {"actor_id", n.actor_id},
-         {"type", to_string(n.type)},
-         {"restart", to_string(n.restart)},
-         {"state", to_string(n.state)},
-         {"restarts", n.restarts}};
-  if (n.backoff_ms >= 0)
-    j["backoff_ms"] = n.backoff_ms;
-  if (n.significant)
-    j["significant"] = true;
-  return j;
-}
-
-// Like warren::to_json, but a supervisor with more than `threshold` children shows
-// its counts instead: the page lists those children a page at a time.
-json node_json(const tree_node& n, std::size_t threshold) {
-  auto j = child_json(n);
-  if (n.type != child_type::supervisor)
-    return j;
-  j["strategy"] = n.strategy;
-  j["intensity"] = n.intensity;
-  j["period_ms"] = n.period_ms;
-  j["restarts_in_window"] = n.restarts_in_window;
-  j["auto_shutdown"] = n.auto_shutdown;
-  std::size_t running = 0, restarting = 0, supervisors = 0;
-  for (auto& c : n.children) {
-    running += c.state == child_info::status::running ? 1 : 0;
-    restarting += c.state == child_info::status::restarting ? 1 : 0;
-    supervisors += c.type == child_type::supervisor ? 1 : 0;
-  }
-  j["total"] = n.children.size();
-  j["counts"] = {{"running", running},
-                 {"restarting", restarting},
-                 {"undefined", n.children.size() - running - restarting},
-                 {"supervisors", supervisors}};
-  bool paged = n.children.size() > threshold;
-  j["paged"] = paged;
-  auto kids = json::array();
-  if (!paged)
-    for (auto& c : n.children)
-      kids.push_back(node_json(c, threshold));
-  j["children"] = std::move(kids);
-  return j;
-}
-
 std::vector<uint64_t> parse_path(const std::string& text) {
   std::vector<uint64_t> out;
   std::size_t pos = 0;
@@ -113,7 +67,7 @@ std::vector<uint64_t> parse_path(const std::string& text) {
 
 } // namespace
 
-struct routes::impl {
+struct routes::impl : std::enable_shared_from_this<routes::impl> {
   impl(caf::actor_system& s, options o) : sys(s), opts(std::move(o)) {}
 
   caf::actor_system& sys;
@@ -172,7 +126,7 @@ struct routes::impl {
     } else if (auto t = sup::tree(sys, top); !t) {
       body["error"] = sys.render(t.error());
     } else {
-      body["tree"] = node_json(*t, opts.page_threshold);
+      body["tree"] = to_json_value(*t, opts.page_threshold);
     }
     auto tl = json::array();
     for (auto& ev : observe::timeline())
@@ -208,75 +162,8 @@ struct routes::impl {
     return sample_text;
   }
 
-  void stream(const httplib::Request&, httplib::Response& res) {
-    if (stopping) {
-      reply_json(res, 503, {{"error", "stopping"}});
-      return;
-    }
-    if (counters.open.fetch_add(1) >= static_cast<int64_t>(opts.max_watchers)) {
-      counters.open.fetch_sub(1);
-      counters.refused.fetch_add(1, std::memory_order_relaxed);
-      if (uint64_t held; refused_log.allow(held))
-        log().warn(
-            "observer: tree stream refused, {} open (max_watchers); {} more refused since the last report",
-            opts.max_watchers, held);
-      reply_json(res, 503, {{"error", "too many watchers"}, {"max_watchers", opts.max_watchers}});
-      return;
-    }
-    counters.opened.fetch_add(1, std::memory_order_relaxed);
-    struct state {
-      impl* self;
-      std::shared_ptr<observe::subscription> sub;
-      bool snapshot_sent = false;
-      std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
-      std::chrono::steady_clock::time_point last_sample{};
-      ~state() { self->counters.open.fetch_sub(1); }
-    };
-    auto st = std::make_shared<state>();
-    st->self = this;
-    st->sub = observe::subscribe(opts.queue_limit);
-    {
-      std::lock_guard<std::mutex> guard{subs_mtx};
-      std::erase_if(subs, [](auto& w) { return w.expired(); });
-      subs.push_back(st->sub);
-    }
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    // The provider runs on this request's thread until the client goes, the server
-    // stops (cpp-httplib ends the loop then) or stop() is called; each call waits at
-    // most 250 ms for events.
-    res.set_chunked_content_provider("text/event-stream", [st](std::size_t, httplib::DataSink& sink) -> bool {
-      auto& self = *st->self;
-      if (self.stopping) {
-        sink.done();
-        return true;
-      }
-      std::string out;
-      if (!st->snapshot_sent) {
-        out = self.snapshot_event(st->sub->first_seq());
-        st->snapshot_sent = true;
-      } else {
-        std::vector<observe::tree_event> evs;
-        if (!st->sub->next(evs, 250ms)) {
-          self.counters.resyncs.fetch_add(1, std::memory_order_relaxed);
-          out = self.snapshot_event(st->sub->resync());
-        } else if (!evs.empty()) {
-          out = delta_event(evs);
-        }
-      }
-      auto now = std::chrono::steady_clock::now();
-      if (self.opts.sample && now - st->last_sample >= self.opts.sample_every) {
-        st->last_sample = now;
-        out += "event: sample\ndata: " + self.sample() + "\n\n";
-      }
-      if (out.empty() && now - st->last_write >= 15s)
-        out = ": keepalive\n\n"; // finds clients that went away
-      if (out.empty())
-        return true; // never write 0 bytes: cpp-httplib takes it as the end
-      st->last_write = now;
-      return sink.write(out.data(), out.size());
-    });
-  }
+  /// A new watcher's stream; null (and `res` answered) when refused.
+  std::shared_ptr<stream> open(httplib::Response& res);
 
   // Walks from the top supervisor along actor ids; the last one is the target.
   caf::expected<caf::actor> resolve(const std::vector<uint64_t>& path) {
@@ -341,13 +228,7 @@ struct routes::impl {
     }
     auto page = json::array();
     for (std::size_t i = offset; i < matched.size() && i < offset + limit; ++i) {
-      auto& k = *matched[i];
-      page.push_back({{"id", k.id},
-                      {"actor_id", k.handle ? k.handle.id() : 0},
-                      {"type", to_string(k.type)},
-                      {"restart", to_string(k.restart)},
-                      {"state", to_string(k.state)},
-                      {"restarts", k.restarts}});
+      page.push_back(to_json_value(*matched[i]));
     }
     reply_json(
         res, 200,
@@ -378,6 +259,71 @@ struct routes::impl {
   }
 };
 
+struct stream::state {
+  std::shared_ptr<routes::impl> self;
+  std::shared_ptr<observe::subscription> sub;
+  bool snapshot_sent = false;
+  std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_sample{};
+  ~state() { self->counters.open.fetch_sub(1); }
+};
+
+std::shared_ptr<stream> routes::impl::open(httplib::Response& res) {
+  if (stopping) {
+    reply_json(res, 503, {{"error", "stopping"}});
+    return nullptr;
+  }
+  if (counters.open.fetch_add(1) >= static_cast<int64_t>(opts.max_watchers)) {
+    counters.open.fetch_sub(1);
+    counters.refused.fetch_add(1, std::memory_order_relaxed);
+    if (uint64_t held; refused_log.allow(held))
+      log().warn(
+          "observer: tree stream refused, {} open (max_watchers); {} more refused since the last report",
+          opts.max_watchers, held);
+    reply_json(res, 503, {{"error", "too many watchers"}, {"max_watchers", opts.max_watchers}});
+    return nullptr;
+  }
+  counters.opened.fetch_add(1, std::memory_order_relaxed);
+  auto st = std::make_shared<stream::state>();
+  st->self = shared_from_this();
+  st->sub = observe::subscribe(opts.queue_limit);
+  {
+    std::lock_guard<std::mutex> guard{subs_mtx};
+    std::erase_if(subs, [](auto& w) { return w.expired(); });
+    subs.push_back(st->sub);
+  }
+  return std::make_shared<stream>(std::move(st));
+}
+
+bool stream::pull(std::string& out, std::chrono::milliseconds wait) {
+  auto& self = *st_->self;
+  if (self.stopping)
+    return false;
+  auto before = out.size();
+  if (!st_->snapshot_sent) {
+    out += self.snapshot_event(st_->sub->first_seq());
+    st_->snapshot_sent = true;
+  } else {
+    std::vector<observe::tree_event> evs;
+    if (!st_->sub->next(evs, wait)) {
+      self.counters.resyncs.fetch_add(1, std::memory_order_relaxed);
+      out += self.snapshot_event(st_->sub->resync());
+    } else if (!evs.empty()) {
+      out += routes::impl::delta_event(evs);
+    }
+  }
+  auto now = std::chrono::steady_clock::now();
+  if (self.opts.sample && now - st_->last_sample >= self.opts.sample_every) {
+    st_->last_sample = now;
+    out += "event: sample\ndata: " + self.sample() + "\n\n";
+  }
+  if (out.size() == before && now - st_->last_write >= 15s)
+    out += ": keepalive\n\n"; // finds clients that went away
+  if (out.size() != before)
+    st_->last_write = now;
+  return true;
+}
+
 routes::routes(caf::actor_system& sys, options opts) : impl_(std::make_shared<impl>(sys, std::move(opts))) {
   impl_->render_index();
 }
@@ -406,7 +352,7 @@ void routes::stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
-void routes::install(httplib::Server& s) {
+void routes::install(httplib::Server& s, stream_carrier carrier) {
   auto self = impl_; // the handlers keep the state alive as long as the server has them
   s.Get("/", [self](const httplib::Request&, httplib::Response& res) {
     res.set_header("Cache-Control", "no-cache");
@@ -421,8 +367,24 @@ void routes::install(httplib::Server& s) {
     res.set_header("Cache-Control", "no-cache");
     res.set_content(std::string{a->data}, std::string{content_type(a->name)});
   });
-  s.Get("/v1/tree/stream",
-        [self](const httplib::Request& req, httplib::Response& res) { self->stream(req, res); });
+  s.Get("/v1/tree/stream", [self, carrier](const httplib::Request& req, httplib::Response& res) {
+    auto st = self->open(res);
+    if (!st || (carrier && carrier(req, res, st)))
+      return;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    // On this request's thread until the client goes, the server stops (httplib ends
+    // the loop then) or stop() is called; each pull waits at most 250 ms for events.
+    res.set_chunked_content_provider("text/event-stream", [st](std::size_t, httplib::DataSink& sink) {
+      std::string out;
+      bool more = st->pull(out, 250ms);
+      if (!out.empty() && !sink.write(out.data(), out.size()))
+        return false;
+      if (!more)
+        sink.done();
+      return true; // never writes 0 bytes: httplib would take that as the end
+    });
+  });
   s.Get("/v1/tree/children",
         [self](const httplib::Request& req, httplib::Response& res) { self->children(req, res); });
   s.Post("/v1/tree/kill", [self](const httplib::Request& req, httplib::Response& res) {

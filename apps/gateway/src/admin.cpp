@@ -8,6 +8,7 @@
 #include <warren/call_error.hpp>
 #include <warren/log.hpp>
 #include <warren/net/listener.hpp>
+#include <warren/observer/observer.hpp>
 #include <warren/registry.hpp>
 #include <warren/supervisor.hpp>
 
@@ -18,14 +19,18 @@
 
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <thread>
+
+std::span<const warren::observer::asset> warren_gateway_assets(); // generated (CMakeLists.txt)
 
 namespace warren::gateway {
 
 namespace {
 
 using json = nlohmann::json;
+using namespace std::chrono_literals;
 
 struct server_box {
   explicit server_box(admin_server_options o) : http(std::move(o)) {}
@@ -112,6 +117,53 @@ json session_to_json(const session_view& v) {
           {"seq_out", v.seq_out}};
 }
 
+json listener_json(const std::string& id, const net::listener_counters& c) {
+  return {{"id", id},
+          {"accepted", c.accepted},
+          {"active", c.active},
+          {"closed", c.closed},
+          {"refused", c.refused},
+          {"overflow_closes", c.overflow_closes},
+          {"frame_errors", c.frame_errors},
+          {"idle_closes", c.idle_closes},
+          {"accept_errors", c.accept_errors},
+          {"handshake_failures", c.handshake_failures()},
+          {"handshake",
+           {{"timeout", c.handshake_timeout},
+            {"peer_closed", c.handshake_peer_closed},
+            {"not_tls", c.handshake_not_tls},
+            {"unsupported_version", c.handshake_unsupported_version},
+            {"no_shared_cipher", c.handshake_no_shared_cipher},
+            {"client_cert_required", c.handshake_client_cert_required},
+            {"bad_client_cert", c.handshake_bad_client_cert},
+            {"other", c.handshake_other}}},
+          {"frames_in", c.frames_in},
+          {"frames_out", c.frames_out},
+          {"bytes_in", c.bytes_in},
+          {"bytes_out", c.bytes_out}};
+}
+
+/// The samples of a Prometheus text ("name value" lines) as {"name": value}: the
+/// backend reports its state only that way (backends.hpp).
+json prometheus_values(const std::string& text) {
+  json out = json::object();
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto nl = text.find('\n', pos);
+    auto line = std::string_view{text}.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+    auto sp = line.rfind(' ');
+    if (line.empty() || line[0] == '#' || sp == std::string_view::npos ||
+        line.find('{') != std::string_view::npos)
+      continue;
+    try {
+      out[std::string{line.substr(0, sp)}] = std::stod(std::string{line.substr(sp + 1)});
+    } catch (const std::exception&) {
+    }
+  }
+  return out;
+}
+
 class http_api {
 public:
   http_api(caf::actor_system& sys, admin_env env) : sys_(sys), env_(std::move(env)) {}
@@ -146,6 +198,25 @@ public:
     s.Get("/v1/cluster", [this](const httplib::Request&, httplib::Response& res) { cluster(res); });
     s.Get("/v1/tree", [this](const httplib::Request&, httplib::Response& res) { tree(res); });
     s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { metrics(res); });
+    s.Get("/v1/stats",
+          [this](const httplib::Request&, httplib::Response& res) { reply_json(res, 200, stats()); });
+    // The live view (/, /ui/..., /v1/tree/stream, children pages, kill): its streams
+    // go to the server's stream writer, never holding a worker.
+    observer::options view;
+    view.title = env_.cluster ? "Warren gateway " + env_.cluster->node_name() : "Warren gateway";
+    view.top = env_.top;
+    view.max_watchers = env_.cfg.max_watchers;
+    view.allow_kill = env_.cfg.allow_kill;
+    view.sample = [this] { return stats().dump(-1, ' ', false, json::error_handler_t::replace); };
+    for (auto& a : warren_gateway_assets())
+      view.extra.push_back(a);
+    observer_ = std::make_shared<observer::routes>(sys_, std::move(view));
+    observer_->install(
+        s, [](const httplib::Request&, httplib::Response&, std::shared_ptr<observer::stream> st) {
+          return admin_server::carry("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: "
+                                     "no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n",
+                                     [st](std::string& out) { return st->pull(out, 0ms); });
+        });
     // Probes: liveness (the process serves) and readiness (it should get traffic).
     s.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
       reply_json(res, 200, {{"status", "ok"}, {"connections", env_.registry->connections()}});
@@ -156,7 +227,9 @@ public:
 private:
   /// Every route but the probes needs the bearer token, when one is configured.
   admin_server::HandlerResponse guard(const httplib::Request& req, httplib::Response& res) {
-    if (env_.cfg.token.empty() || req.path == "/healthz" || req.path == "/readyz")
+    // The page loads without the token (it holds no data); its requests send it.
+    if (env_.cfg.token.empty() || req.path == "/healthz" || req.path == "/readyz" || req.path == "/" ||
+        req.path.starts_with("/ui/"))
       return admin_server::HandlerResponse::Unhandled;
     auto given = req.get_header_value("Authorization");
     auto expected = "Bearer " + env_.cfg.token;
@@ -288,8 +361,24 @@ private:
       reply_json(res, 400, {{"error", "scope must be node or cluster"}});
       return;
     }
+    // ?q=: sessions whose device id or connection id contains it; ?limit=: at most so many.
+    auto q = req.get_param_value("q");
+    std::size_t limit = std::numeric_limits<std::size_t>::max();
+    if (req.has_param("limit")) {
+      auto text = req.get_param_value("limit");
+      if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) {
+        reply_json(res, 400, {{"error", "limit must be a non-negative integer"}});
+        return;
+      }
+      limit = std::stoul(text);
+    }
     auto& c = env_.cluster;
     for (auto& v : env_.registry->list()) {
+      if (arr.size() >= limit)
+        break;
+      if (!q.empty() && v.device_id.find(q) == std::string::npos &&
+          v.connection_id.find(q) == std::string::npos)
+        continue;
       auto j = session_to_json(v);
       if (c)
         j["node"] = c->node_name();
@@ -360,6 +449,50 @@ private:
     res.set_content(to_json(*t) + "\n", "application/json");
   }
 
+  /// What the live view's panels show (and GET /v1/stats returns): listeners,
+  /// sessions, the backend, the cluster as this node sees it, the admin API.
+  json stats() {
+    json ls = json::array();
+    for (auto& id : env_.listeners)
+      if (auto c = net::listener::counters(sys_, id))
+        ls.push_back(listener_json(id, *c));
+    auto& m = *env_.metrics;
+    auto ld = [](const auto& x) { return x.load(std::memory_order_relaxed); };
+    json backend{{"kind", env_.backend_kind}};
+    auto reasons = env_.not_ready ? env_.not_ready() : std::vector<std::string>{};
+    backend["ready"] = reasons.empty();
+    backend["not_ready"] = reasons;
+    std::string text;
+    if (env_.backend_metrics)
+      env_.backend_metrics(text);
+    backend["metrics"] = prometheus_values(text);
+    json cluster = nullptr;
+    if (auto& c = env_.cluster) {
+      cluster = json::parse(c->info_json());
+      json peers = json::array();
+      auto now = unix_us();
+      for (auto& [name, p] : c->peers_view())
+        peers.push_back({{"node", name},
+                         {"state", p.lost ? "lost" : "up"},
+                         {"last_heartbeat_ms_ago", (now - p.last_seen_us) / 1000}});
+      cluster["peers"] = std::move(peers);
+    }
+    auto& a = server_->counters();
+    return {
+        {"now_ms", unix_us() / 1000},
+        {"listeners", std::move(ls)},
+        {"sessions", {{"connections", env_.registry->connections()}, {"devices", env_.registry->devices()}}},
+        {"messages",
+         {{"in", ld(m.messages_in)},
+          {"out", ld(m.messages_out)},
+          {"backend_accepted", ld(m.backend_accepted)},
+          {"undeliverable", ld(m.undeliverable)},
+          {"takeovers", ld(m.takeovers)}}},
+        {"backend", std::move(backend)},
+        {"cluster", std::move(cluster)},
+        {"admin", {{"streams_open", ld(a.streams_open)}, {"connections", ld(a.connections)}}}};
+  }
+
   void metrics(httplib::Response& res) {
     std::vector<std::pair<std::string, net::listener_counters>> ls;
     for (auto& id : env_.listeners)
@@ -388,6 +521,17 @@ private:
                       ld(env_.metrics->admin_unauthorized));
     prometheus_metric(text, "warren_admin_tls_failures_total", "Admin API TLS handshakes that failed.",
                       ld(a.tls_failures));
+    prometheus_metric(text, "warren_admin_streams_total", "Live view event streams opened.", ld(a.streams));
+    prometheus_metric(text, "warren_admin_streams_open", "Live view event streams open.",
+                      static_cast<uint64_t>(std::max<int64_t>(0, a.streams_open.load())), "gauge");
+    prometheus_metric(text, "warren_admin_stream_stalls_total",
+                      "Live view streams closed: their client read nothing for write_timeout.",
+                      ld(a.stream_stalls));
+    auto& w = observer_->counters();
+    prometheus_metric(text, "warren_admin_stream_refused_total", "Live view streams refused (max_watchers).",
+                      ld(w.refused));
+    prometheus_metric(text, "warren_admin_stream_resyncs_total",
+                      "Live view snapshots sent again to a watcher that fell behind.", ld(w.resyncs));
     res.status = 200;
     res.set_content(text, "text/plain; version=0.0.4");
   }
@@ -395,6 +539,7 @@ private:
   caf::actor_system& sys_;
   admin_env env_;
   admin_server* server_ = nullptr; ///< outlives this (server_box before http_api)
+  std::shared_ptr<observer::routes> observer_;
   std::atomic<std::size_t> next_{0};
 };
 

@@ -4,14 +4,18 @@
 //
 //   POST /v1/devices/{id}/messages       body = payload; ?to_device_seq=N; 202 / 404
 //   POST /v1/connections/{id}/messages   same, by connection id
-//   GET  /v1/connections                 JSON list of sessions (?scope=cluster: of every node)
+//   GET  /v1/connections                 JSON list of sessions (?scope=cluster: of every node;
+//                                        ?q=: device or connection id contains it; ?limit=)
 //   GET  /v1/cluster                     this node, its NATS link, the nodes that answer
 //   GET  /v1/tree                        the supervision tree (JSON)
+//   GET  /v1/stats                       listeners, sessions, backend, cluster (the live view's panels)
+//   GET  /                               the live view (warren/observer): the page, /ui/ files,
+//                                        /v1/tree/stream, /v1/tree/children, POST /v1/tree/kill
 //   GET  /metrics                        Prometheus text
 //   GET  /healthz                        {"status":"ok",...} (liveness)
 //   GET  /readyz                         200 ready / 503 with the reasons (draining, listeners, backend)
 //
-// With [admin] token set, every route but /healthz and /readyz needs
+// With [admin] token set, every route but /healthz, /readyz and the page (/, /ui/) needs
 // "Authorization: Bearer <token>"; with cert_file and key_file, HTTPS only.
 // The HTTP server itself (limits, timeouts, framing, TLS): admin_server.hpp.
 #pragma once
@@ -43,6 +47,7 @@ struct admin_env {
   std::function<std::vector<std::string>()> not_ready;
   /// Appends the backend's own metrics to /metrics (unset: none).
   std::function<void(std::string&)> backend_metrics;
+  std::string backend_kind; ///< [backend] kind, for /v1/stats
 };
 
 child_spec admin_child(admin_env env);

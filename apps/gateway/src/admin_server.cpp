@@ -48,6 +48,8 @@ struct connection {
   bool body_too_large = false;
   std::size_t body_read = 0; ///< bytes httplib read after the headers (body and chunk framing)
   bool counting_body = false;
+  std::string carry_head; ///< set by carry(): the stream writer takes it after this request
+  std::function<bool(std::string&)> carry;
 
   ~connection() {
     if (ssl)
@@ -139,6 +141,8 @@ public:
   }
 
   ssize_t write(const char* ptr, size_t size) override {
+    if (c_.carry) // the stream writer answers this request: httplib's response is dropped
+      return static_cast<ssize_t>(size);
     auto until = clock_type::now() + o_.write_timeout;
     for (;;) {
       if (c_.ssl) {
@@ -328,6 +332,21 @@ public:
   }
   bool tls() const { return ctx_ != nullptr; }
 
+  /// From a worker (serve): a connection that carry() took goes to the stream writer.
+  void carry(connection* c) {
+    {
+      std::lock_guard<std::mutex> g{mtx_};
+      serving_.erase(c);
+      if (stopping_) {
+        drop(c);
+        return;
+      }
+      stream_handoff_.push_back(c);
+    }
+    uint64_t one = 1;
+    [[maybe_unused]] auto r = ::write(stream_wake_, &one, sizeof(one));
+  }
+
   std::string start() {
     ep_ = ::epoll_create1(EPOLL_CLOEXEC);
     wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -338,7 +357,11 @@ public:
     ev.data.ptr = nullptr;
     ::epoll_ctl(ep_, EPOLL_CTL_ADD, wake_, &ev);
     workers_ = std::make_unique<httplib::ThreadPool>(std::max<std::size_t>(1, o_.threads));
+    stream_wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (stream_wake_ < 0)
+      return "admin API: eventfd failed";
     poller_ = std::thread{[this] { poll_loop(); }};
+    streamer_ = std::thread{[this] { stream_loop(); }};
     return {};
   }
 
@@ -349,8 +372,14 @@ public:
       uint64_t one = 1;
       [[maybe_unused]] auto r = ::write(wake_, &one, sizeof(one));
     }
+    if (stream_wake_ >= 0) {
+      uint64_t one = 1;
+      [[maybe_unused]] auto r = ::write(stream_wake_, &one, sizeof(one));
+    }
     if (poller_.joinable())
       poller_.join();
+    if (streamer_.joinable())
+      streamer_.join();
     {
       // Requests in progress end now: their reads and writes fail at once.
       std::lock_guard<std::mutex> g{mtx_};
@@ -359,6 +388,9 @@ public:
       for (auto* c : handoff_)
         delete c;
       handoff_.clear();
+      for (auto* c : stream_handoff_)
+        delete c;
+      stream_handoff_.clear();
     }
     if (workers_)
       workers_->shutdown();
@@ -367,7 +399,9 @@ public:
       ::close(ep_);
     if (wake_ >= 0)
       ::close(wake_);
-    ep_ = wake_ = -1;
+    if (stream_wake_ >= 0)
+      ::close(stream_wake_);
+    ep_ = wake_ = stream_wake_ = -1;
     if (ctx_)
       SSL_CTX_free(ctx_);
     ctx_ = nullptr;
@@ -605,6 +639,123 @@ private:
     return static_cast<int>(std::clamp<long long>(ms + 1, 0, 60000));
   }
 
+  /// One carried response on the stream writer.
+  struct carried {
+    std::unique_ptr<connection> c;
+    std::string out; ///< to send; out[sent..]
+    std::size_t sent = 0;
+    bool last = false; ///< pull() said the response is complete
+    clock_type::time_point progress = clock_type::now();
+    std::size_t pending() const { return out.size() - sent; }
+  };
+
+  /// The stream writer: every carried response, on one thread. Each tick (50 ms, or
+  /// when the socket can take more) it pulls what is due while little is unsent,
+  /// writes without blocking, and closes streams whose clients left or stopped
+  /// reading. The source of a stream that is not read is not pulled: its own queue
+  /// limit then applies (the live view resyncs such a watcher).
+  void stream_loop() {
+    constexpr std::size_t high_water = 256 * 1024;
+    constexpr auto tick = std::chrono::milliseconds(50);
+    std::vector<std::unique_ptr<carried>> xs;
+    std::vector<pollfd> fds;
+    auto next_pull = clock_type::now();
+    auto close = [&](std::size_t i) {
+      n_.streams_open.fetch_sub(1, std::memory_order_relaxed);
+      open_.fetch_sub(1);
+      xs[i] = std::move(xs.back());
+      xs.pop_back();
+    };
+    while (!stopping_) {
+      {
+        std::lock_guard<std::mutex> g{mtx_};
+        for (auto* c : stream_handoff_) {
+          auto x = std::make_unique<carried>();
+          x->c.reset(c);
+          x->out = std::move(c->carry_head);
+          n_.streams.fetch_add(1, std::memory_order_relaxed);
+          n_.streams_open.fetch_add(1, std::memory_order_relaxed);
+          xs.push_back(std::move(x));
+        }
+        stream_handoff_.clear();
+      }
+      auto now = clock_type::now();
+      if (now >= next_pull) {
+        next_pull = now + tick;
+        for (auto& x : xs)
+          if (!x->last && x->pending() < high_water)
+            x->last = !x->c->carry(x->out);
+      }
+      // Write, then drop what ended: sent out, client gone, or not read for long.
+      for (std::size_t i = xs.size(); i-- > 0;) {
+        auto& x = *xs[i];
+        bool gone = !flush(x) || drained(*x.c);
+        if (!gone && x.pending() > 0 && clock_type::now() - x.progress >= o_.write_timeout) {
+          n_.stream_stalls.fetch_add(1, std::memory_order_relaxed);
+          gone = true;
+        }
+        if (gone || (x.last && x.pending() == 0))
+          close(i);
+      }
+      fds.assign(1, pollfd{stream_wake_, POLLIN, 0});
+      for (auto& x : xs)
+        fds.push_back(pollfd{x->c->fd, static_cast<short>(POLLIN | (x->pending() ? POLLOUT : 0)), 0});
+      auto wait =
+          std::chrono::duration_cast<std::chrono::milliseconds>(next_pull - clock_type::now()).count();
+      int timeout = xs.empty() ? -1 : static_cast<int>(std::clamp<long long>(wait, 0, 50));
+      if (::poll(fds.data(), fds.size(), timeout) > 0 && (fds[0].revents & POLLIN)) {
+        uint64_t v;
+        [[maybe_unused]] auto r = ::read(stream_wake_, &v, sizeof(v));
+      }
+    }
+    for (std::size_t i = xs.size(); i-- > 0;)
+      close(i);
+  }
+
+  /// Writes what it can without blocking; false: the connection failed.
+  static bool flush(carried& x) {
+    while (x.pending() > 0) {
+      auto* data = x.out.data() + x.sent;
+      auto size = x.pending();
+      if (x.c->ssl) {
+        ERR_clear_error();
+        int r = SSL_write(x.c->ssl, data, static_cast<int>(std::min<std::size_t>(size, 1 << 20)));
+        if (r <= 0) {
+          int e = SSL_get_error(x.c->ssl, r);
+          return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ;
+        }
+        x.sent += static_cast<std::size_t>(r);
+      } else {
+        auto r = ::send(x.c->fd, data, size, MSG_NOSIGNAL);
+        if (r < 0)
+          return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+        x.sent += static_cast<std::size_t>(r);
+      }
+      x.progress = clock_type::now();
+    }
+    x.out.clear();
+    x.sent = 0;
+    x.progress = clock_type::now();
+    return true;
+  }
+
+  /// Reads and drops what a stream's client sends; true: it closed its side.
+  static bool drained(connection& c) {
+    char scratch[4096];
+    for (int round = 0; round < 16; ++round) {
+      ssize_t got = 0;
+      switch (read_some(c, scratch, sizeof(scratch), got)) {
+        case io::data:
+          continue;
+        case io::again:
+          return false;
+        case io::closed:
+          return true;
+      }
+    }
+    return false;
+  }
+
   /// On a worker: the requests whose heads are buffered, then back to the poller.
   void serve(connection* c) {
     current = c;
@@ -633,6 +784,8 @@ private:
         });
         c->counting_body = false;
         c->in_request = false;
+        if (c->carry)
+          break;
         if (!ok || client_closes || last || c->close)
           break;
         if (!c->has_head()) {
@@ -645,6 +798,10 @@ private:
       log().warn("admin API: connection dropped: {}", e.what());
     }
     current = nullptr;
+    if (c->carry) {
+      carry(c);
+      return;
+    }
     if (keep) {
       park(c);
       return;
@@ -665,13 +822,14 @@ private:
   const admin_server_options& o_;
   admin_server_counters& n_;
   SSL_CTX* ctx_ = nullptr;
-  int ep_ = -1, wake_ = -1;
-  std::thread poller_;
+  int ep_ = -1, wake_ = -1, stream_wake_ = -1;
+  std::thread poller_, streamer_;
   std::unique_ptr<httplib::ThreadPool> workers_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> open_{0};
   std::mutex mtx_;
   std::vector<connection*> handoff_;                                    ///< to the poller (mtx_)
+  std::vector<connection*> stream_handoff_;                             ///< to the stream writer (mtx_)
   std::unordered_set<connection*> serving_;                             ///< on workers (mtx_)
   std::unordered_map<connection*, std::unique_ptr<connection>> parked_; ///< poller thread only
 };
@@ -732,6 +890,15 @@ bool admin_server::tls() const {
 void admin_server::close_after_reply() {
   if (current)
     current->close = true;
+}
+
+bool admin_server::carry(std::string head, stream_pull pull) {
+  if (!current || !pull)
+    return false;
+  current->carry_head = std::move(head);
+  current->carry = std::move(pull);
+  current->close = true;
+  return true;
 }
 
 std::string admin_server::start() {

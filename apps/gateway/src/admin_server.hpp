@@ -7,6 +7,11 @@
 // idle and header deadlines close the slow ones. Workers then run httplib's request
 // handling on a stream over that connection.
 //
+// A handler may hand its connection to the stream writer (carry): one thread then
+// writes every long-lived response (the live view's event streams) without
+// blocking, so a stream never holds a worker and idle watchers cannot starve the
+// probes. A stream whose client stops reading is closed after write_timeout.
+//
 // Also enforced here, before any handler runs: a cap on connections (a new one
 // replaces the longest idle or slowest parked one), the request body
 // limit (413, without reading the body), strict framing (one valid Content-Length or
@@ -22,6 +27,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -50,6 +56,9 @@ struct admin_server_counters {
   std::atomic<uint64_t> read_timeouts{0}; ///< read_timeout (headers or body too slow)
   std::atomic<uint64_t> rejected{0};      ///< requests refused before routing (framing, limits)
   std::atomic<uint64_t> tls_failures{0};  ///< handshakes that failed
+  std::atomic<uint64_t> streams{0};       ///< responses handed to the stream writer (carry)
+  std::atomic<int64_t> streams_open{0};
+  std::atomic<uint64_t> stream_stalls{0}; ///< streams closed: nothing written for write_timeout
 };
 
 class admin_server : public httplib::Server {
@@ -70,6 +79,18 @@ public:
 
   /// From a handler: the connection closes after this response (its body is unread).
   static void close_after_reply();
+
+  /// Fills a long-lived response, called on the stream writer's thread: append
+  /// what is due (possibly nothing; it must not block); false: the response is
+  /// complete, close once it is sent.
+  using stream_pull = std::function<bool(std::string& out)>;
+
+  /// From a handler: this connection leaves the workers for the stream writer,
+  /// which sends `head` (a full status line and headers; the body is delimited by
+  /// the close) and then what `pull` gives, every 50 ms, while the client reads.
+  /// What the handler put in its response is not sent. False: not called from a
+  /// handler of this server (nothing taken).
+  static bool carry(std::string head, stream_pull pull);
 
 private:
   class impl;

@@ -180,9 +180,10 @@ void validate_config(const config& c) {
     auto& a = c.admin;
     if (a.cert_file.empty() != a.key_file.empty())
       throw std::runtime_error("[admin]: TLS needs both cert_file and key_file");
-    if (a.body_limit == 0 || a.max_connections == 0 || a.max_requests == 0 || a.threads == 0)
+    if (a.body_limit == 0 || a.max_connections == 0 || a.max_requests == 0 || a.threads == 0 ||
+        a.max_watchers == 0)
       throw std::runtime_error(
-          "[admin]: body_limit, max_connections, max_requests and threads must be positive");
+          "[admin]: body_limit, max_connections, max_requests, threads and max_watchers must be positive");
     if (a.idle_timeout.count() <= 0 || a.read_timeout.count() <= 0)
       throw std::runtime_error("[admin]: idle_timeout and read_timeout must be positive");
     // The token goes in an HTTP header: printable ASCII without spaces.
@@ -299,6 +300,8 @@ config parse_config(std::string_view text, std::string_view source) {
       while (!c.admin.token.empty() && (c.admin.token.back() == '\r' || c.admin.token.back() == ' '))
         c.admin.token.pop_back();
     }
+    s.get_int("max_watchers", c.admin.max_watchers);
+    s.get("allow_kill", c.admin.allow_kill);
     s.get("cert_file", c.admin.cert_file);
     s.get("key_file", c.admin.key_file);
   }

@@ -44,6 +44,8 @@ struct admin_config {
   caf::timespan read_timeout = std::chrono::seconds(10); ///< a request's first byte to its last
   std::string token;               ///< set: every route but /healthz, /readyz needs "Bearer <token>"
   std::string cert_file, key_file; ///< both set: the admin API speaks HTTPS only
+  std::size_t max_watchers = 64;   ///< live view event streams open at once; more: 503
+  bool allow_kill = false;         ///< the live view may kill supervision tree children
 };
 
 struct backend_config {

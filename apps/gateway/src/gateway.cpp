@@ -204,6 +204,7 @@ caf::error gateway::start() {
       aenv.bound_port = admin_port_;
       aenv.not_ready = [this] { return not_ready(); };
       aenv.backend_metrics = backend_health_.metrics;
+      aenv.backend_kind = spec.kind;
       children.push_back(admin_child(std::move(aenv)));
     }
     child_spec metrics;

@@ -6,8 +6,10 @@
 
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -56,10 +58,22 @@ struct tree_node {
 };
 
 /// The tree as JSON: {"id":..,"actor_id":..,"type":..,"restart":..,"state":..,
-/// "restarts":..,"strategy":..,"children":[...]}; supervisors add "intensity",
-/// "period_ms", "restarts_in_window", "auto_shutdown"; a child waiting for a delayed
-/// restart adds "backoff_ms".
+/// "restarts":..}; supervisors add "strategy", "intensity", "period_ms",
+/// "restarts_in_window", "auto_shutdown", "total", "counts", "paged" and "children";
+/// a child waiting for a delayed restart adds "backoff_ms".
 std::string to_json(const tree_node& root, int indent = -1);
+
+/// The same as a JSON value, the one writer of tree nodes (the admin APIs and the
+/// live view). A supervisor with more than `page_threshold` children lists none of
+/// them: it says "paged": true, "total" and its "counts" (running, restarting,
+/// undefined, supervisors), and a viewer asks for its children a page at a time.
+/// Supervisors always carry "total" and "counts".
+nlohmann::json to_json_value(const tree_node& n,
+                             std::size_t page_threshold = std::numeric_limits<std::size_t>::max());
+
+/// One which_children entry as a leaf of that JSON (id, actor_id, type, restart,
+/// state, restarts), as a paged list shows it.
+nlohmann::json to_json_value(const child_info& c);
 
 /// The tree as indented text, one line per node.
 std::string to_text(const tree_node& root);

@@ -12,10 +12,11 @@
 //   POST /v1/tree/kill          ?path=...: kills that child (only with allow_kill)
 //
 // One call serves it on its own port (server_child), or mount() adds the routes to
-// an application's own cpp-httplib server, as the gateway's admin API does.
-// Each open stream holds one of the server's threads while it lasts (cpp-httplib
-// has a thread per request), so streams are capped at max_watchers: the server
-// needs that many threads on top of its others.
+// an application's own cpp-httplib server. On a plain httplib server each open
+// stream holds one of the server's threads while it lasts (a thread per request),
+// so streams are capped at max_watchers and server_child sizes its pool for them. A
+// server that carries streams itself (the gateway's admin API: one thread writes
+// every stream) passes a stream_carrier to install(), and pulls each stream.
 #pragma once
 
 #include "warren/observer/asset.hpp"
@@ -34,7 +35,9 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+} // namespace httplib
 
 namespace warren::observer {
 
@@ -62,13 +65,37 @@ struct stream_counters {
   std::atomic<int64_t> open{0};
 };
 
+/// One watcher's event stream (snapshot, deltas, samples, keep-alives as SSE text).
+/// One reader at a time; released, it closes the subscription.
+class stream {
+public:
+  /// Appends what is due to `out` (possibly nothing), waiting up to `wait` for
+  /// events. False: the stream is over (the routes stop); send what `out` holds
+  /// and close.
+  bool pull(std::string& out, std::chrono::milliseconds wait);
+
+  struct state;
+  explicit stream(std::shared_ptr<state> st) : st_(std::move(st)) {}
+
+private:
+  std::shared_ptr<state> st_;
+};
+
+/// For a server with its own connection handling: called on GET /v1/tree/stream
+/// with a stream opened for it. True: the server took the connection and writes
+/// the response (head: 200, Content-Type: text/event-stream) and every pulled
+/// byte itself, until pull() is false or the client goes. False: the route serves
+/// the stream on the request's thread as usual.
+using stream_carrier =
+    std::function<bool(const httplib::Request&, httplib::Response&, std::shared_ptr<stream>)>;
+
 /// The routes on a server. stop() ends every open stream (returning once they ended,
 /// 1 s at most): call it before stopping the server, whose stop waits for them.
 class routes {
 public:
   routes(caf::actor_system& sys, options opts);
   ~routes();
-  void install(httplib::Server& server);
+  void install(httplib::Server& server, stream_carrier carrier = {});
   void stop();
   const stream_counters& counters() const;
 
