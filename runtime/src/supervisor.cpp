@@ -209,7 +209,8 @@ caf::error stop(caf::actor_system& sys, const caf::actor& sup, caf::error reason
     return make_error(sup_errc::noproc);
   caf::scoped_actor self{sys};
   self->monitor(sup);
-  self->send_exit(sup, std::move(reason));
+  // A stop request, not an exit: only its parent's exit stops a supervisor.
+  self->send(sup, stop_supervisor_atom::value, std::move(reason));
   caf::error result;
   self->receive([&](caf::down_msg& msg) { result = std::move(msg.reason); });
   return result;

@@ -33,10 +33,12 @@ bool expected_shutdown_reason(const caf::error& reason, const shutdown_spec& how
 
 } // namespace
 
-supervisor_actor::supervisor_actor(caf::actor_config& cfg, supervisor_init init, caf::actor parent,
+supervisor_actor::supervisor_actor(caf::actor_config& cfg, supervisor_init init, const caf::actor& parent,
                                    supervisor_outcome* outcome)
-  : caf::event_based_actor(cfg), id_(std::move(init.id)), flags_(init.flags), parent_(std::move(parent)),
+  : caf::event_based_actor(cfg), id_(std::move(init.id)), flags_(init.flags), exit_source_(address()),
     outcome_(outcome), rng_(static_cast<unsigned>(id())) {
+  if (parent)
+    parent_ = parent.address();
   // OTP's init: validate, then start the children in order. Everything here runs on
   // the spawning thread; see the header for why.
   if (auto err = check_flags(flags_)) {
@@ -68,24 +70,72 @@ supervisor_actor::supervisor_actor(caf::actor_config& cfg, supervisor_init init,
   if (outcome_)
     outcome_->error = init_failure_;
   outcome_ = nullptr;
+  attach_cleanup();
+}
+
+supervisor_actor::supervisor_actor(caf::actor_config& cfg, estate heritage)
+  : caf::event_based_actor(cfg), id_(std::move(heritage.id)), exit_source_(std::move(heritage.origin)),
+    heritage_(std::move(heritage.targets)), keep_alive_(ctrl()), rng_(static_cast<unsigned>(id())) {
+  if (heritage.all_at_once)
+    flags_.strategy = restart_strategy::simple_one_for_one;
+  attach_cleanup();
+}
+
+void supervisor_actor::attach_cleanup() {
   // What links would do, in O(1) per child: a supervisor that ends without stopping
   // its children (killed, or crashed) sends them its exit reason, as a linked
   // Erlang supervisor would. After an orderly stop there is nobody left to tell.
   // Dropping the records also breaks reference cycles with children that hold a
-  // strong handle to us.
+  // strong handle to us. Nothing here may make a strong reference to this actor:
+  // after its last handle was dropped it runs inside CAF's destruction of the actor.
   attach_functor([this](const caf::error& reason) {
-    for (auto& c : children_)
-      if (c.handle)
-        send_exit(c.handle, reason);
-    for (auto& [key, d] : dyn_)
-      if (d.handle)
-        send_exit(d.handle, reason);
+    if (reason == caf::exit_reason::unreachable) {
+      hand_over();
+    } else {
+      for (auto& c : children_)
+        if (c.handle)
+          send_exit_to(c.handle, reason, nullptr);
+      for (auto& [key, d] : dyn_)
+        if (d.handle)
+          send_exit_to(d.handle, reason, nullptr);
+    }
     children_.clear();
     dyn_.clear();
     template_ = child_spec{};
     term_.reset();
     pending_downs_.clear();
+    heritage_.clear();
+    keep_alive_.reset();
   });
+}
+
+void supervisor_actor::hand_over() {
+  // The last handle is gone: the owner can no longer stop the tree, so treat it as
+  // the owner's exit (shutdown) rather than leave the children running unowned or
+  // kill them without their terminate.
+  estate heritage{id_, address(), {}, simple()};
+  if (term_) {
+    // Children being stopped right now (a restart's scope, terminate_child).
+    for (auto& [aid, t] : term_->waiting)
+      heritage.targets.push_back(t);
+    for (auto& t : term_->queue)
+      if (term_->dead.count(t.handle.id()) == 0)
+        heritage.targets.push_back(t);
+  }
+  for (auto& t : running_targets_reversed())
+    heritage.targets.push_back(std::move(t));
+  if (heritage.targets.empty())
+    return;
+  log().warn("supervisor {}: its last handle was dropped while it ran; stopping its {} children", id_,
+             heritage.targets.size());
+  system().spawn<supervisor_actor>(std::move(heritage));
+}
+
+void supervisor_actor::send_exit_to(const caf::actor& dest, caf::error reason, caf::execution_unit* host) {
+  // As send_exit, without a strong reference to ourselves (see attach_cleanup), and in
+  // the name of the dropped supervisor when we are its heir.
+  dest->enqueue(nullptr, caf::make_message_id(),
+                caf::make_message(caf::exit_msg{exit_source_, std::move(reason)}), host);
 }
 
 void supervisor_actor::init_children() {
@@ -132,7 +182,7 @@ start_result supervisor_actor::start_one(const child_spec& spec, const caf::mess
     if (auto err = register_name(system(), spec.name, handle)) {
       auto holder = whereis(system(), spec.name);
       demonitor(handle);
-      send_exit(handle, caf::exit_reason::kill);
+      send_exit_to(handle, caf::exit_reason::kill, context());
       return make_error(sup_errc::already_started, "name " + spec.name + " is registered to actor " +
                                                        std::to_string(holder ? holder.id() : 0));
     }
@@ -154,6 +204,17 @@ caf::behavior supervisor_actor::make_behavior() {
         log().warn("supervisor {}: unexpected message {}", id_, x.content().stringify());
         return caf::make_error(caf::sec::unexpected_message);
       }});
+  if (keep_alive_) {
+    // An heir: watch the children, stop them, end.
+    for (auto& t : heritage_)
+      monitor(t.handle);
+    stopping_ = true;
+    terminate_targets(std::move(heritage_), simple(), [this] {
+      keep_alive_.reset();
+      quit(shutdown());
+    });
+    return {};
+  }
   if (init_failure_) {
     // OTP stops the children that did start, in reverse order, then exits with
     // {shutdown, {failed_to_start_child, Id, E}}. No request is served meanwhile.
@@ -183,6 +244,7 @@ caf::behavior supervisor_actor::make_behavior() {
         return make_error(sup_errc::not_found);
       },
       [this](tree_atom) { api_tree(); },
+      [this](stop_supervisor_atom, caf::error& reason) { stop(std::move(reason)); },
       [this](delayed_restart_atom, const std::string& id, uint64_t token) { on_delayed_restart(id, token); },
       [this](try_again_atom, const std::string& id, uint64_t token) { on_try_again(id, token); },
       [this](delayed_restart_atom, caf::actor_id key, uint64_t token) { on_dyn_timer(key, token, false); },
@@ -224,7 +286,9 @@ void supervisor_actor::on_exit(caf::exit_msg& msg) {
     if (simple() ? dyn_.count(msg.source.id()) > 0 : find(msg.source).has_value())
       return;
     // OTP: an EXIT from a linked process that is neither child nor parent is ignored.
-    if (parent_ && msg.source != parent_.address())
+    // Without a parent, only an anonymous exit (caf::anon_send_exit names the
+    // receiver as source), an operator's request, stops us.
+    if (msg.source != (parent_ ? parent_ : address()))
       return;
   }
   if (term_) {
@@ -580,9 +644,9 @@ void supervisor_actor::terminate_targets(std::vector<target> targets, bool all_a
 
 void supervisor_actor::stop_target(const target& t) {
   if (t.how.how == shutdown_spec::kind::brutal_kill)
-    send_exit(t.handle, caf::exit_reason::kill);
+    send_exit_to(t.handle, caf::exit_reason::kill, context());
   else
-    send_exit(t.handle, caf::exit_reason::user_shutdown);
+    send_exit_to(t.handle, caf::exit_reason::user_shutdown, context());
 }
 
 void supervisor_actor::termination_step() {
@@ -655,7 +719,7 @@ void supervisor_actor::on_shutdown_timeout(uint64_t token) {
     return; // stale timer
   for (auto& [aid, t] : term_->waiting) {
     log().warn("supervisor {}: child {} did not stop within {}; killing it", id_, t.id, to_string(t.how));
-    send_exit(t.handle, caf::exit_reason::kill);
+    send_exit_to(t.handle, caf::exit_reason::kill, context());
   }
 }
 

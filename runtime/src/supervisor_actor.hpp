@@ -17,6 +17,13 @@
 //   every child exit O(children). A supervisor that dies without stopping its
 //   children (killed, crashed) sends them its exit reason from an attachable, which
 //   is what the links of an Erlang supervisor do.
+// - Nothing in the tree holds the supervisor strongly (children keep its address), so
+//   CAF ends it as `unreachable` when its last handle is dropped; CAF does that from
+//   the actor's destructor, where it can no longer wait for anything. The attachable
+//   then hands the children still running to an heir: a supervisor_actor that keeps
+//   itself alive, stops them as the supervisor would have (reverse start order, each
+//   by its shutdown spec, their exits sent in the dropped supervisor's name so that
+//   each sees its parent's exit) and then ends. See docs/supervision.md.
 #pragma once
 
 #include "warren/observe/tree_events.hpp"
@@ -48,8 +55,26 @@ struct supervisor_init {
 
 class supervisor_actor : public caf::event_based_actor {
 public:
-  supervisor_actor(caf::actor_config& cfg, supervisor_init init, caf::actor parent,
+  // One child being terminated.
+  struct target {
+    caf::actor handle;
+    shutdown_spec how;
+    std::string id;
+    restart_type restart;
+  };
+
+  // What a supervisor whose last handle was dropped leaves to its heir.
+  struct estate {
+    std::string id;
+    caf::actor_addr origin;      // the dropped supervisor: the children's parent
+    std::vector<target> targets; // in stop order
+    bool all_at_once = false;    // simple_one_for_one
+  };
+
+  supervisor_actor(caf::actor_config& cfg, supervisor_init init, const caf::actor& parent,
                    supervisor_outcome* outcome);
+  /// An heir: stops the estate's children, then ends.
+  supervisor_actor(caf::actor_config& cfg, estate heritage);
 
   caf::behavior make_behavior() override;
 
@@ -84,14 +109,6 @@ private:
     time_point due{};
   };
 
-  // One child being terminated.
-  struct target {
-    caf::actor handle;
-    shutdown_spec how;
-    std::string id;
-    restart_type restart;
-  };
-
   // An asynchronous termination in progress (the supervisor is busy meanwhile).
   struct termination {
     std::deque<target> queue;                           // not yet told to stop
@@ -104,6 +121,8 @@ private:
 
   // -- start ------------------------------------------------------------------
   void init_children();
+  void attach_cleanup();
+  void hand_over();
   start_result start_one(const child_spec& spec, const caf::message& args);
   caf::error start_failure(const child_spec& spec, const start_result& res);
 
@@ -132,6 +151,7 @@ private:
   void terminate_targets(std::vector<target> targets, bool all_at_once, std::function<void()> done);
   void termination_step();
   void stop_target(const target& t);
+  void send_exit_to(const caf::actor& dest, caf::error reason, caf::execution_unit* host);
   void target_down(caf::actor_id aid, const caf::error& reason);
   void finish_termination();
   void on_shutdown_timeout(uint64_t token);
@@ -174,9 +194,12 @@ private:
 
   std::string id_;
   supervisor_flags flags_;
-  caf::actor parent_;
-  supervisor_outcome* outcome_; // valid during the constructor only
-  caf::error init_failure_;     // set when init failed: make_behavior cleans up and quits
+  caf::actor_addr parent_;                // weak: a child must not keep its parent alive
+  caf::actor_addr exit_source_;           // whose exit the children see: ours, or the dropped one's (heir)
+  std::vector<target> heritage_;          // heir: what to stop at once
+  caf::strong_actor_ptr keep_alive_;      // heir: nobody else holds it
+  supervisor_outcome* outcome_ = nullptr; // valid during the constructor only
+  caf::error init_failure_;               // set when init failed: make_behavior cleans up and quits
 
   std::vector<child> children_;                      // static strategies, start order
   child_spec template_;                              // simple_one_for_one

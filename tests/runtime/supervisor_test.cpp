@@ -1,12 +1,18 @@
 // Supervisor semantics, checked against OTP's supervisor (supervisor.erl, OTP 25)
 // on the deterministic coordinator: which children restart, in which order, with which
-// identities, and how the supervisor itself ends.
+// identities, and how the supervisor itself ends. What needs real threads (a dropped
+// supervisor, start_link's wait for a failed start) runs on a threaded system, waiting
+// on events.
 #include "support/sup_fixture.hpp"
 
 #include "warren/exit.hpp"
+#include "warren/server.hpp"
 #include "warren/supervisor.hpp"
 
 #include <doctest/doctest.h>
+
+#include <condition_variable>
+#include <mutex>
 
 using namespace std::chrono_literals;
 using namespace warren;
@@ -533,4 +539,121 @@ TEST_CASE_FIXTURE(sup_fixture, "a killed supervisor takes its children with it")
   auto reason = exited(sup);
   REQUIRE(reason);
   CHECK(*reason == caf::exit_reason::kill);
+}
+
+TEST_CASE_FIXTURE(sup_fixture,
+                  "without a parent: exits of linked strangers are ignored, an anonymous exit stops") {
+  auto sup = start(flags(restart_strategy::one_for_one), {worker_spec(j, "a")});
+  j->take();
+  // A linked stranger that dies (OTP: an EXIT from a non-child, non-parent is ignored).
+  auto stranger =
+      sys.spawn([](caf::event_based_actor* s,
+                   int) -> caf::behavior { return {[s](const caf::actor& who) { s->link_to(who); }}; },
+                0);
+  watch(stranger);
+  caf::anon_send(stranger, sup);
+  run();
+  caf::anon_send_exit(stranger, caf::exit_reason::user_shutdown);
+  run();
+  REQUIRE(exited(stranger));
+  // An exit sent by a stranger without a link.
+  self->send_exit(sup, caf::exit_reason::user_shutdown);
+  run();
+  CHECK_FALSE(exited(sup));
+  CHECK(j->take().empty());
+  // The operator's request stops it: an anonymous exit, or the stop message sup::stop sends.
+  caf::anon_send(sup, stop_supervisor_atom::value, shutdown_with("maintenance"));
+  run();
+  CHECK(j->take() == strs{"exit:a:shutdown"});
+  auto reason = exited(sup);
+  REQUIRE(reason);
+  CHECK(describe_exit(*reason) == "{shutdown, maintenance}");
+}
+
+namespace {
+
+// Records exits in order, from any thread; wait_for() waits for a count of them.
+struct exit_log {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<std::string> exits;
+
+  void add(std::string x) {
+    std::lock_guard<std::mutex> guard{mtx};
+    exits.push_back(std::move(x));
+    cv.notify_all();
+  }
+
+  std::vector<std::string> wait_for(size_t n) {
+    std::unique_lock<std::mutex> guard{mtx};
+    cv.wait_for(guard, 30s, [&] { return exits.size() >= n; }); // safety net only
+    return exits;
+  }
+};
+
+child_spec logged_actor(std::shared_ptr<exit_log> log, std::string id) {
+  child_spec spec;
+  spec.id = id;
+  spec.start = [log, id](const start_context& ctx) -> start_result {
+    auto a =
+        ctx.system().spawn([](caf::event_based_actor*, int) -> caf::behavior { return {[](int) {}}; }, 0);
+    caf::actor_cast<caf::abstract_actor*>(a)->attach_functor(
+        [log, id](const caf::error& reason) { log->add(id + ":" + describe_exit(reason)); });
+    return a;
+  };
+  return spec;
+}
+
+// A server whose terminate records the reason: it runs only for its parent's exit.
+struct logged_server {
+  using calls = type_list<int>;
+  std::shared_ptr<exit_log> log;
+  std::string id;
+  void init(std::shared_ptr<exit_log> l, std::string i) {
+    log = std::move(l);
+    id = std::move(i);
+  }
+  int handle_call(const int& x, caller&) { return x; }
+  void terminate(const caf::error& reason) { log->add(id + ":terminate:" + describe_exit(reason)); }
+};
+
+} // namespace
+
+TEST_CASE("dropping every handle of a running supervisor stops its tree in order") {
+  set_log_level(spdlog::level::off);
+  caf::actor_system_config cfg;
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  auto log = std::make_shared<exit_log>();
+  SUBCASE("plain actors only (this aborted the process: pure virtual method called)") {
+    {
+      auto sup = start_supervisor(sys, flags(restart_strategy::one_for_one),
+                                  {logged_actor(log, "a"), logged_actor(log, "b")});
+      REQUIRE(sup);
+    }
+    CHECK(log->wait_for(2) == strs{"b:shutdown", "a:shutdown"});
+  }
+  SUBCASE("plain actors, a server and a nested supervisor") {
+    {
+      auto sup =
+          start_supervisor(sys, flags(restart_strategy::one_for_one),
+                           {logged_actor(log, "a"), server_child<logged_server>("b", log, std::string{"b"}),
+                            supervisor_child("c", flags(restart_strategy::one_for_one),
+                                             {logged_actor(log, "c1"), logged_actor(log, "c2")})});
+      REQUIRE(sup);
+    } // the only handle goes here
+    CHECK(log->wait_for(4) == strs{"c2:shutdown", "c1:shutdown", "b:terminate:shutdown", "a:shutdown"});
+  }
+  SUBCASE("simple_one_for_one") {
+    {
+      auto sup = start_supervisor(sys, flags(restart_strategy::simple_one_for_one),
+                                  {server_child<logged_server>("w", log, std::string{"w"})});
+      REQUIRE(sup);
+      auto w = sup::start_child(sys, *sup, caf::message{});
+      REQUIRE(w);
+    }
+    CHECK(log->wait_for(1) == strs{"w:terminate:shutdown"});
+  }
+  // Leaving the scope also checks that nothing is left running: the actor system's
+  // destructor waits for every actor.
 }

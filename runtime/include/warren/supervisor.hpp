@@ -64,8 +64,12 @@ child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<
 /// Starts a supervisor outside any tree. Like supervisor:start_link, it returns once
 /// every child has started, or the error that made it fail:
 /// {shutdown, {failed_to_start_child, Id, E}} becomes sup_errc::start_failed.
-/// `parent`, when given, is the actor whose exit stops the supervisor; without one,
-/// an exit from any actor other than a child (or an anonymous one) stops it.
+/// `parent`, when given, is the actor whose exit stops the supervisor (held weakly).
+/// Exits from other actors that are not children are ignored, as OTP's supervisor
+/// ignores EXITs of linked strangers; without a parent, an anonymous exit
+/// (caf::anon_send_exit) stops it, and sup::stop always does.
+/// Dropping every handle of a running supervisor stops its tree as its parent's exit
+/// would (reverse start order, shutdown specs honoured); docs/supervision.md says why.
 caf::expected<caf::actor> start_supervisor(caf::actor_system& sys, supervisor_flags flags,
                                            std::vector<child_spec> children, std::string id = "supervisor",
                                            caf::actor parent = {});
@@ -80,6 +84,9 @@ using which_children_atom = caf::atom_constant<caf::atom("whichchild")>; // () -
 using count_children_atom = caf::atom_constant<caf::atom("countchild")>; // () -> child_counts
 using get_childspec_atom = caf::atom_constant<caf::atom("getspec")>;     // (string) -> child_spec
 using tree_atom = caf::atom_constant<caf::atom("tree")>;                 // () -> tree_node
+/// OTP's supervisor:stop (a system message, not an exit signal): the supervisor stops
+/// its children and exits with the reason. No answer; monitor it to see it end.
+using stop_supervisor_atom = caf::atom_constant<caf::atom("supstop")>; // (caf::error reason)
 
 // -- blocking API for ordinary threads (never call these from inside an actor) ---
 

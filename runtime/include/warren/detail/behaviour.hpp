@@ -85,13 +85,14 @@ struct no_init {};
 /// Non-template base of Warren's behaviour actors.
 class behaviour_actor : public caf::event_based_actor {
 public:
-  behaviour_actor(caf::actor_config& cfg, caf::actor parent)
-    : caf::event_based_actor(cfg), parent_(std::move(parent)) {
-    if (parent_)
-      parent_addr_ = parent_.address();
+  behaviour_actor(caf::actor_config& cfg, const caf::actor& parent) : caf::event_based_actor(cfg) {
+    if (parent)
+      parent_addr_ = parent.address();
   }
 
-  const caf::actor& parent() const noexcept { return parent_; }
+  /// The parent, held weakly: a strong handle would make a cycle with the supervisor,
+  /// which then could never end when its last handle is dropped. Null once it is gone.
+  caf::actor parent() const { return caf::actor_cast<caf::actor>(parent_addr_); }
   bool trapping_exits() const noexcept { return trap_exit_; }
   void trap_exit(bool on) noexcept { trap_exit_ = on; }
   /// True once terminate ran or the actor decided to quit.
@@ -180,7 +181,6 @@ protected:
   }
 
 private:
-  caf::actor parent_;
   caf::actor_addr parent_addr_;
   bool trap_exit_ = false;
   bool stopping_ = false;
@@ -316,8 +316,9 @@ public:
   caf::event_based_actor* self() const noexcept { return actor_; }
   /// A handle to this actor.
   caf::actor self_handle() const { return caf::actor_cast<caf::actor>(actor_); }
-  /// The parent given at start (the supervisor); null outside any supervisor.
-  const caf::actor& parent() const noexcept { return actor_->parent(); }
+  /// The parent given at start (the supervisor); null outside any supervisor and once
+  /// the parent is gone.
+  caf::actor parent() const { return actor_->parent(); }
   /// OTP's process_flag(trap_exit, On): when on, exits from linked actors other than
   /// the parent arrive as info messages holding a caf::exit_msg.
   void trap_exit(bool on) noexcept { actor_->trap_exit(on); }
