@@ -5,6 +5,7 @@
 #include <warren/log.hpp>
 #include <warren/observe/tree_events.hpp>
 #include <warren/supervisor.hpp>
+#include <warren/wall_clock.hpp>
 
 #include <caf/all.hpp>
 #include <httplib.h>
@@ -41,12 +42,6 @@ using namespace std::chrono_literals;
 void reply_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump() + "\n", "application/json");
-}
-
-int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 std::vector<uint64_t> parse_path(const std::string& text) {
