@@ -1,5 +1,6 @@
 #include <warren/net/acceptor.hpp>
 
+#include "client_hello.hpp"
 #include "listener_state.hpp"
 
 #include <warren/log.hpp>
@@ -23,11 +24,11 @@ public:
   caf::behavior make_behavior() override {
     arm();
     return {
-        [this](accepted_atom, socket_ptr& sock) {
+        [this](accepted_atom, socket_ptr& sock, bool slot) {
           // Counted in st_->open by the accept loop already.
           bump(st_->c.accepted);
           auto conns = st_->conns(idx_);
-          request(conns, caf::infinite, start_child_atom::value, caf::make_message(std::move(sock)))
+          request(conns, caf::infinite, start_child_atom::value, caf::make_message(std::move(sock), slot))
               .then([](const caf::actor&) {},
                     [this](const caf::error& err) {
                       // The socket's count goes with the socket (accepted_socket()).
@@ -103,13 +104,14 @@ private:
   /// start failed) is uncounted when the last reference goes, so max_connections
   /// never leaks.
   /// Over TLS it carries a handshake slot the same way (the endpoint's conn_io takes it).
-  static socket_ptr accepted_socket(const loop_ctx& lc, asio::ip::tcp::socket sock) {
-    return socket_ptr{new asio::ip::tcp::socket(std::move(sock)), [st = lc.st](asio::ip::tcp::socket* s) {
+  static socket_ptr accepted_socket(const loop_ctx& lc, asio::ip::tcp::socket sock, bool slot) {
+    return socket_ptr{new asio::ip::tcp::socket(std::move(sock)),
+                      [st = lc.st, slot](asio::ip::tcp::socket* s) {
                         bool untaken = s->is_open();
                         delete s;
                         if (!untaken)
                           return;
-                        if (st->max_handshakes != 0)
+                        if (slot)
                           st->end_handshake();
                         st->open.fetch_sub(1); // seq_cst: see on_conn_closed
                         st->on_conn_closed();  // a drain may wait for this socket
@@ -183,8 +185,14 @@ private:
         return;
       }
       if (lc.st->admit()) {
+        // A ClientHello not whole yet (a slow client, or one accepted in the instant
+        // between its connect and its first bytes) gives the slot back at once, not
+        // only once its endpoint has started: slow clients never hold up accepting.
+        bool slot = tls && peek_client_hello(static_cast<int>(sock.native_handle())) == hello_progress::ready;
+        if (tls && !slot)
+          lc.st->end_handshake();
         caf::anon_send(caf::actor_cast<caf::actor>(p), accepted_atom::value,
-                       accepted_socket(lc, std::move(sock)));
+                       accepted_socket(lc, std::move(sock), slot), slot);
       } else {
         refuse(lc, sock);
         if (tls)

@@ -1,6 +1,10 @@
 #include "client_hello.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstdint>
+#include <vector>
 
 namespace warren::net::detail {
 
@@ -35,6 +39,16 @@ hello_progress client_hello_progress(const unsigned char* p, std::size_t n) {
     off += header + len;
   }
   return n >= max_hello_peek ? hello_progress::ready : hello_progress::partial;
+}
+
+hello_progress peek_client_hello(int fd) {
+  thread_local std::vector<unsigned char> buf(max_hello_peek);
+  ssize_t n = ::recv(fd, buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return hello_progress::partial;
+  if (n <= 0)
+    return hello_progress::ready;
+  return client_hello_progress(buf.data(), static_cast<std::size_t>(n));
 }
 
 } // namespace warren::net::detail

@@ -22,4 +22,8 @@ constexpr std::size_t max_hello_peek = 2 * (5 + 16384);
 /// then fails, or goes on, as it would have. `partial`: more is to come.
 hello_progress client_hello_progress(const unsigned char* p, std::size_t n);
 
+/// Peeks at what socket `fd` has received (MSG_PEEK, non-blocking). Nothing yet is
+/// `partial`; EOF and errors are `ready` (the handshake reports them).
+hello_progress peek_client_hello(int fd);
+
 } // namespace warren::net::detail

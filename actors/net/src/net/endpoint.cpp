@@ -14,7 +14,6 @@
 #include <caf/all.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -289,7 +288,7 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
   /// is still arriving (a slow or trickling client holds none), and taken again once it
   /// is whole; then the handshake runs.
   void await_hello() {
-    if (hello_progress_now() == hello_progress::partial) {
+    if (peek_client_hello(static_cast<int>(sock.native_handle())) == hello_progress::partial) {
       drop_slot();
       awaiting_hello = true;
       await(io_status::want_read, [this](const asio::error_code& ec) {
@@ -306,17 +305,6 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
       slot = true;
     }
     handshake();
-  }
-
-  /// Peeks at what has arrived. EOF and errors are `ready`: the handshake reports them.
-  hello_progress hello_progress_now() {
-    thread_local std::vector<unsigned char> buf(max_hello_peek);
-    ssize_t n = ::recv(sock.native_handle(), buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-      return hello_progress::partial;
-    if (n <= 0)
-      return hello_progress::ready;
-    return client_hello_progress(buf.data(), static_cast<std::size_t>(n));
   }
 
   /// handshake_timeout, or hello_timeout (`hello_only`: only while the ClientHello is
@@ -838,7 +826,7 @@ struct conn_io : std::enable_shared_from_this<conn_io> {
 
 class endpoint_actor : public caf::event_based_actor, public connection_context {
 public:
-  endpoint_actor(caf::actor_config& cfg, state_ptr st, socket_ptr sock)
+  endpoint_actor(caf::actor_config& cfg, state_ptr st, socket_ptr sock, bool slot)
     : caf::event_based_actor(cfg), st_(std::move(st)), codec_(st_->opts.codec), lines_(st_->opts.max_frame),
       frames_(st_->opts.max_frame) {
     info_.id = st_->next_conn_id.fetch_add(1, std::memory_order_relaxed);
@@ -847,9 +835,9 @@ public:
     io_->owner = caf::actor_cast<caf::weak_actor_ptr>(this);
     io_->keep = st_;
     io_->bytes_out = &st_->c.bytes_out;
-    if (st_->max_handshakes != 0) { // the slot the acceptor took for this socket
+    if (st_->max_handshakes != 0) {
       io_->admission = st_.get();
-      io_->slot = true;
+      io_->slot = slot; // the acceptor's, unless the ClientHello was not whole at accept
     }
   }
 
@@ -1453,12 +1441,12 @@ private:
 start_fn endpoint_template(std::shared_ptr<listener_state> st, std::size_t /*idx*/) {
   return [st](const start_context& ctx) -> start_result {
     const auto& args = ctx.args();
-    if (!args.match_elements<socket_ptr>())
-      return make_error(exit_code::bad_start, "endpoint expects a socket");
+    if (!args.match_elements<socket_ptr, bool>())
+      return make_error(exit_code::bad_start, "endpoint expects a socket and its handshake slot flag");
     auto sock = args.get_as<socket_ptr>(0);
     if (!sock || !sock->is_open())
       return make_error(exit_code::bad_start, "endpoint got no open socket");
-    auto h = ctx.system().spawn<endpoint_actor>(st, sock);
+    auto h = ctx.system().spawn<endpoint_actor>(st, sock, args.get_as<bool>(1));
     bump(st->c.active);
     // Runs however the endpoint ends (kill included): the counters, and a drain's
     // wake-up. O(1) per connection.
