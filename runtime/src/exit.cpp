@@ -1,6 +1,7 @@
 #include "warren/exit.hpp"
 
 #include "warren/call_error.hpp"
+#include "warren/supervisor.hpp"
 
 #include <caf/deep_to_string.hpp>
 #include <caf/make_message.hpp>
@@ -36,6 +37,19 @@ caf::error shutdown_with(std::string reason) {
   return caf::error{1, shutdown_category, caf::make_message(std::move(reason))};
 }
 
+caf::error shutdown_with(caf::error term) {
+  return caf::error{2, shutdown_category, caf::make_message(std::move(term))};
+}
+
+std::optional<caf::error> shutdown_term(const caf::error& reason) {
+  if (!reason || reason.category() != shutdown_category || reason.code() != 2)
+    return std::nullopt;
+  const auto& ctx = reason.context();
+  if (ctx.size() != 1 || !ctx.match_element<caf::error>(0))
+    return std::nullopt;
+  return ctx.get_as<caf::error>(0);
+}
+
 bool is_shutdown(const caf::error& reason) noexcept {
   return reason == caf::exit_reason::user_shutdown || (reason && reason.category() == shutdown_category);
 }
@@ -62,8 +76,20 @@ std::string describe_exit(const caf::error& reason) {
     return "shutdown";
   if (reason == caf::exit_reason::kill)
     return "killed";
+  if (auto term = shutdown_term(reason))
+    return "{shutdown, " + describe_exit(*term) + "}";
   if (reason.category() == shutdown_category)
     return "{shutdown, " + context_text(reason) + "}";
+  if (reason.category() == sup_error_category) {
+    if (auto f = start_failure_of(reason))
+      return "{failed_to_start_child, " + f->child + ", " + describe_exit(f->reason) + "}";
+    if (auto holder = already_started_of(reason))
+      return "{already_started, " + std::to_string(holder->id()) + "}";
+    auto out = to_string(static_cast<sup_errc>(reason.code()));
+    if (!reason.context().empty())
+      out += ": " + context_text(reason);
+    return out;
+  }
   if (reason.category() == exit_category) {
     auto out = to_string(static_cast<exit_code>(reason.code()));
     if (!reason.context().empty())

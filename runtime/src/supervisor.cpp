@@ -68,6 +68,36 @@ caf::error make_error(sup_errc x, std::string what) {
   return caf::error{static_cast<uint8_t>(x), sup_error_category, caf::make_message(std::move(what))};
 }
 
+caf::error already_started(caf::actor running) {
+  return caf::error{static_cast<uint8_t>(sup_errc::already_started), sup_error_category,
+                    caf::make_message(std::move(running))};
+}
+
+std::optional<caf::actor> already_started_of(const caf::error& err) {
+  if (err.category() != sup_error_category || err.code() != static_cast<uint8_t>(sup_errc::already_started))
+    return std::nullopt;
+  const auto& ctx = err.context();
+  if (ctx.size() != 1 || !ctx.match_element<caf::actor>(0))
+    return std::nullopt;
+  return ctx.get_as<caf::actor>(0);
+}
+
+caf::error failed_to_start_child(std::string child, caf::error reason) {
+  return caf::error{static_cast<uint8_t>(sup_errc::start_failed), sup_error_category,
+                    caf::make_message(std::move(child), std::move(reason))};
+}
+
+std::optional<start_failure> start_failure_of(const caf::error& err) {
+  if (auto term = shutdown_term(err))
+    return start_failure_of(*term);
+  if (err.category() != sup_error_category || err.code() != static_cast<uint8_t>(sup_errc::start_failed))
+    return std::nullopt;
+  const auto& ctx = err.context();
+  if (ctx.size() != 2 || !ctx.match_element<std::string>(0) || !ctx.match_element<caf::error>(1))
+    return std::nullopt;
+  return start_failure{ctx.get_as<std::string>(0), ctx.get_as<caf::error>(1)};
+}
+
 caf::error check_flags(const supervisor_flags& flags) {
   if (flags.intensity < 0)
     return make_error(sup_errc::invalid_flags, "invalid_intensity " + std::to_string(flags.intensity));
@@ -98,13 +128,14 @@ caf::error check_child_spec(const child_spec& spec, const supervisor_flags& flag
 
 namespace {
 
-caf::expected<caf::actor> spawn_supervisor(caf::actor_system& sys, detail::supervisor_init init,
-                                           caf::actor parent) {
+start_result spawn_supervisor(caf::actor_system& sys, detail::supervisor_init init, caf::actor parent) {
   detail::supervisor_outcome out;
   auto handle = sys.spawn<detail::supervisor_actor>(std::move(init), std::move(parent), &out);
-  if (out.error)
-    return out.error;
-  return caf::actor{handle};
+  if (!out.error)
+    return caf::actor{handle};
+  if (out.stopping) // it is stopping the children it had started
+    return {out.error, caf::actor{handle}};
+  return out.error;
 }
 
 } // namespace
@@ -116,10 +147,7 @@ child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<
   spec.type = child_type::supervisor;
   spec.restart = restart;
   spec.start = [id, flags, children](const start_context& ctx) -> start_result {
-    auto res = spawn_supervisor(ctx.system(), detail::supervisor_init{id, flags, children}, ctx.parent());
-    if (!res)
-      return res.error();
-    return *res;
+    return spawn_supervisor(ctx.system(), detail::supervisor_init{id, flags, children}, ctx.parent());
   };
   return spec;
 }
@@ -127,8 +155,16 @@ child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<
 caf::expected<caf::actor> start_supervisor(caf::actor_system& sys, supervisor_flags flags,
                                            std::vector<child_spec> children, std::string id,
                                            caf::actor parent) {
-  return spawn_supervisor(sys, detail::supervisor_init{std::move(id), flags, std::move(children)},
-                          std::move(parent));
+  auto res = spawn_supervisor(sys, detail::supervisor_init{std::move(id), flags, std::move(children)},
+                              std::move(parent));
+  if (res.started())
+    return res.actor();
+  if (res.stopping()) {
+    // start_link: return once the children it had started are gone.
+    caf::scoped_actor self{sys};
+    self->wait_for(res.stopping());
+  }
+  return res.error();
 }
 
 namespace sup {

@@ -67,8 +67,10 @@ supervisor_actor::supervisor_actor(caf::actor_config& cfg, supervisor_init init,
     if (!init_failure_)
       init_children();
   }
-  if (outcome_)
+  if (outcome_) {
     outcome_->error = init_failure_;
+    outcome_->stopping = init_failure_ && (!init_leftover_.empty() || !running_targets_reversed().empty());
+  }
   outcome_ = nullptr;
   attach_cleanup();
 }
@@ -144,8 +146,10 @@ void supervisor_actor::init_children() {
     auto res = start_one(c.spec, {});
     if (res.failed()) {
       log().error("supervisor {}: child {} failed to start: {}", id_, c.spec.id, describe_exit(res.error()));
-      init_failure_ = make_error(sup_errc::start_failed,
-                                 "failed_to_start_child " + c.spec.id + ": " + describe_exit(res.error()));
+      init_failure_ = failed_to_start_child(c.spec.id, res.error());
+      if (res.stopping())
+        init_leftover_.push_back(
+            target{res.stopping(), c.spec.effective_shutdown(), c.spec.id, c.spec.restart, true});
       // Later children are never started; make_behavior stops the earlier ones.
       children_.resize(i + 1);
       return;
@@ -163,6 +167,10 @@ void supervisor_actor::init_children() {
 }
 
 start_result supervisor_actor::start_one(const child_spec& spec, const caf::message& args) {
+  // OTP's gen_server registers its name before init: a taken name starts nothing.
+  if (!spec.name.empty())
+    if (auto holder = whereis(system(), spec.name))
+      return already_started(holder);
   start_result res{ignore};
   try {
     res = spec.start(start_context{system(), self_handle(), args});
@@ -170,6 +178,8 @@ start_result supervisor_actor::start_one(const child_spec& spec, const caf::mess
     auto eptr = std::current_exception();
     return exception_to_exit(eptr);
   }
+  if (res.failed() && res.stopping())
+    monitor(res.stopping());
   if (!res.started())
     return res;
   auto handle = res.actor();
@@ -180,18 +190,32 @@ start_result supervisor_actor::start_one(const child_spec& spec, const caf::mess
   monitor(handle);
   if (!spec.name.empty()) {
     if (auto err = register_name(system(), spec.name, handle)) {
-      auto holder = whereis(system(), spec.name);
-      demonitor(handle);
-      send_exit_to(handle, caf::exit_reason::kill, context());
-      return make_error(sup_errc::already_started, "name " + spec.name + " is registered to actor " +
-                                                       std::to_string(holder ? holder.id() : 0));
+      // Taken meanwhile (by another tree): the new child goes, stopped by its spec.
+      return start_result{already_started(whereis(system(), spec.name)), handle};
     }
   }
   return res;
 }
 
-caf::error supervisor_actor::start_failure(const child_spec& spec, const start_result& res) {
-  return make_error(sup_errc::start_failed, spec.id + ": " + describe_exit(res.error()));
+void supervisor_actor::settle(const start_result& res, const child_spec& spec, std::function<void()> then) {
+  // OTP's start_link returns only once a failed start is over: wait (busy, as OTP's
+  // supervisor is inside the start) until what it left stopping is gone.
+  if (!res.stopping()) {
+    then();
+    return;
+  }
+  terminate_targets({target{res.stopping(), spec.effective_shutdown(), spec.id, spec.restart, true}}, false,
+                    std::move(then));
+}
+
+template <class T>
+caf::result<T> supervisor_actor::failed_start(const start_result& res, const child_spec& spec,
+                                              caf::error err) {
+  if (!res.stopping())
+    return err;
+  auto rp = make_response_promise();
+  settle(res, spec, [rp, err]() mutable { rp.deliver(err); });
+  return caf::delegated<T>{};
 }
 
 caf::behavior supervisor_actor::make_behavior() {
@@ -218,9 +242,12 @@ caf::behavior supervisor_actor::make_behavior() {
   if (init_failure_) {
     // OTP stops the children that did start, in reverse order, then exits with
     // {shutdown, {failed_to_start_child, Id, E}}. No request is served meanwhile.
-    auto reason = shutdown_with(describe_exit(init_failure_));
+    auto reason = shutdown_with(init_failure_);
     stopping_ = true;
-    terminate_targets(running_targets_reversed(), false, [this, reason] { quit(reason); });
+    auto targets = std::move(init_leftover_);
+    for (auto& t : running_targets_reversed())
+      targets.push_back(std::move(t));
+    terminate_targets(std::move(targets), false, [this, reason] { quit(reason); });
     return {};
   }
   return {
@@ -487,7 +514,8 @@ void supervisor_actor::start_scope(const std::string& id) {
                   describe_exit(res.error()));
       c.state = status::restarting;
       c.token = next_token();
-      send(this, try_again_atom::value, c.spec.id, c.token);
+      settle(res, c.spec,
+             [this, id = c.spec.id, token = c.token] { send(this, try_again_atom::value, id, token); });
       return;
     }
     if (res.ignored()) {
@@ -514,7 +542,7 @@ void supervisor_actor::on_try_again(const std::string& id, uint64_t token) {
   if (!add_restart()) {
     log().error("supervisor {}: child {} keeps failing to start; restart intensity reached, giving up", id_,
                 c.spec.id);
-    give_up(c.spec.id, make_error(sup_errc::start_failed, c.spec.id));
+    give_up(c.spec.id, failed_to_start_child(c.spec.id, make_error(sup_errc::start_failed)));
     return;
   }
   ++c.restarts;
@@ -547,7 +575,8 @@ void supervisor_actor::start_dyn(caf::actor_id key) {
     log().error("supervisor {}: dynamic child failed to restart: {}", id_, describe_exit(res.error()));
     i->second.state = status::restarting;
     i->second.token = next_token();
-    send(this, try_again_atom::value, key, i->second.token);
+    settle(res, template_,
+           [this, key, token = i->second.token] { send(this, try_again_atom::value, key, token); });
     return;
   }
   auto d = std::move(i->second);
@@ -573,7 +602,7 @@ void supervisor_actor::on_dyn_timer(caf::actor_id key, uint64_t token, bool coun
     if (!add_restart()) {
       log().error("supervisor {}: dynamic child keeps failing to start; giving up", id_);
       dyn_.erase(i);
-      give_up(template_.id, make_error(sup_errc::start_failed, template_.id));
+      give_up(template_.id, failed_to_start_child(template_.id, make_error(sup_errc::start_failed)));
       return;
     }
     ++i->second.restarts;
@@ -706,7 +735,7 @@ void supervisor_actor::target_down(caf::actor_id aid, const caf::error& reason) 
     t.dead.emplace(aid, reason); // still queued: skip it when its turn comes
     return;
   }
-  if (!expected_shutdown_reason(reason, i->second.how, i->second.restart))
+  if (!i->second.leftover && !expected_shutdown_reason(reason, i->second.how, i->second.restart))
     log().warn("supervisor {}: shutdown_error: child {} exited with {} while being stopped ({})", id_,
                i->second.id, describe_exit(reason), to_string(i->second.how));
   t.waiting.erase(i);
@@ -755,13 +784,15 @@ caf::result<caf::actor> supervisor_actor::api_start_child(child_spec& spec) {
   if (auto idx = find(spec.id)) {
     auto& c = children_[*idx];
     if (c.handle)
-      return caf::error{static_cast<uint8_t>(sup_errc::already_started), sup_error_category,
-                        caf::make_message(c.handle)};
+      return already_started(c.handle);
     return make_error(sup_errc::already_present);
   }
   auto res = start_one(spec, {});
-  if (res.failed())
-    return start_failure(spec, res);
+  if (res.failed()) {
+    // OTP passes {already_started, Pid} from the start function through unchanged.
+    auto err = already_started_of(res.error()) ? res.error() : failed_to_start_child(spec.id, res.error());
+    return failed_start<caf::actor>(res, spec, std::move(err));
+  }
   if (res.ignored()) {
     if (spec.restart != restart_type::temporary)
       children_.push_back(make_child(std::move(spec)));
@@ -777,8 +808,8 @@ caf::result<caf::actor> supervisor_actor::api_start_dyn(caf::message& args) {
   if (!simple())
     return make_error(sup_errc::invalid_spec, "start_child with arguments needs simple_one_for_one");
   auto res = start_one(template_, args);
-  if (res.failed())
-    return res.error(); // OTP returns the start function's error unwrapped here
+  if (res.failed()) // OTP returns the start function's error unwrapped here
+    return failed_start<caf::actor>(res, template_, res.error());
   if (res.ignored())
     return caf::actor{};
   dyn_child d;
@@ -871,8 +902,10 @@ caf::result<caf::actor> supervisor_actor::api_restart_child(const std::string& i
     return idx.error();
   auto& c = children_[*idx];
   auto res = start_one(c.spec, {});
-  if (res.failed())
-    return start_failure(c.spec, res);
+  if (res.failed()) {
+    auto err = already_started_of(res.error()) ? res.error() : failed_to_start_child(c.spec.id, res.error());
+    return failed_start<caf::actor>(res, c.spec, std::move(err));
+  }
   if (res.ignored())
     return caf::actor{};
   mark_running(c, res.actor());

@@ -43,7 +43,8 @@ namespace warren::detail {
 
 /// What the constructor reports to the code that spawned the supervisor.
 struct supervisor_outcome {
-  caf::error error; ///< empty: started
+  caf::error error;      ///< empty: started
+  bool stopping = false; ///< failed after starting children; it quits once they are gone
 };
 
 /// OTP's init/1 result for a supervisor.
@@ -61,6 +62,7 @@ public:
     shutdown_spec how;
     std::string id;
     restart_type restart;
+    bool leftover = false; // what a failed start left stopping: any final reason is fine
   };
 
   // What a supervisor whose last handle was dropped leaves to its heir.
@@ -124,7 +126,9 @@ private:
   void attach_cleanup();
   void hand_over();
   start_result start_one(const child_spec& spec, const caf::message& args);
-  caf::error start_failure(const child_spec& spec, const start_result& res);
+  void settle(const start_result& res, const child_spec& spec, std::function<void()> then);
+  template <class T>
+  caf::result<T> failed_start(const start_result& res, const child_spec& spec, caf::error err);
 
   // -- child exits ------------------------------------------------------------
   void on_down(caf::down_msg& msg);
@@ -200,6 +204,7 @@ private:
   caf::strong_actor_ptr keep_alive_;      // heir: nobody else holds it
   supervisor_outcome* outcome_ = nullptr; // valid during the constructor only
   caf::error init_failure_;               // set when init failed: make_behavior cleans up and quits
+  std::vector<target> init_leftover_;     // what the failed init start left stopping
 
   std::vector<child> children_;                      // static strategies, start order
   child_spec template_;                              // simple_one_for_one

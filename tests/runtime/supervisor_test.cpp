@@ -6,6 +6,7 @@
 #include "support/sup_fixture.hpp"
 
 #include "warren/exit.hpp"
+#include "warren/registry.hpp"
 #include "warren/server.hpp"
 #include "warren/supervisor.hpp"
 
@@ -163,19 +164,6 @@ TEST_CASE_FIXTURE(sup_fixture, "the period window slides") {
   advance(4s); // the second is still inside
   crash("a");
   CHECK(exited(sup));
-}
-
-TEST_CASE_FIXTURE(sup_fixture, "a child that fails to start fails the supervisor's start") {
-  j->fail_starts["c"] = 1;
-  auto res =
-      start_supervisor(sys, flags(restart_strategy::one_for_one),
-                       {worker_spec(j, "a"), worker_spec(j, "b"), worker_spec(j, "c"), worker_spec(j, "d")});
-  REQUIRE_FALSE(res);
-  CHECK(res.error() == make_error(sup_errc::start_failed));
-  CHECK(caf::to_string(res.error()).find("failed_to_start_child c") != std::string::npos);
-  run();
-  // The started ones are stopped in reverse order; d is never started.
-  CHECK(j->take() == strs{"start:a", "start:b", "startfail:c", "exit:b:shutdown", "exit:a:shutdown"});
 }
 
 TEST_CASE_FIXTURE(sup_fixture, "invalid flags and specs are rejected with typed errors") {
@@ -656,4 +644,52 @@ TEST_CASE("dropping every handle of a running supervisor stops its tree in order
   }
   // Leaving the scope also checks that nothing is left running: the actor system's
   // destructor waits for every actor.
+}
+
+TEST_CASE("a failed start returns once the children it started are gone, with the failure as values") {
+  set_log_level(spdlog::level::off);
+  caf::actor_system_config cfg;
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  auto log = std::make_shared<exit_log>();
+  auto named = logged_actor(log, "a");
+  named.name = "h12-a";
+  auto failing = logged_actor(log, "c");
+  failing.start = [](const start_context&) -> start_result {
+    return make_error(exit_code::bad_start, "refused c");
+  };
+  auto res =
+      start_supervisor(sys, flags(restart_strategy::one_for_one), {named, logged_actor(log, "b"), failing});
+  REQUIRE_FALSE(res);
+  // start_link: by now the started children are stopped (reverse order) and the name is free.
+  {
+    std::lock_guard<std::mutex> guard{log->mtx};
+    CHECK(log->exits == strs{"b:shutdown", "a:shutdown"});
+  }
+  CHECK_FALSE(whereis(sys, "h12-a"));
+  CHECK(res.error() == make_error(sup_errc::start_failed));
+  auto failure = start_failure_of(res.error());
+  REQUIRE(failure);
+  CHECK(failure->child == "c");
+  CHECK(failure->reason == make_error(exit_code::bad_start));
+  CHECK(describe_exit(res.error()) == "{failed_to_start_child, c, bad_start: refused c}");
+  // A retry right after cannot collide with the name.
+  auto again = start_supervisor(sys, flags(restart_strategy::one_for_one), {named});
+  REQUIRE(again);
+  auto holder = whereis(sys, "h12-a");
+  CHECK(holder);
+  // A taken name: already_started with the holder, the start function not called.
+  auto other = named;
+  other.id = "a2";
+  auto dup = sup::start_child(sys, *again, other);
+  REQUIRE_FALSE(dup);
+  auto running = already_started_of(dup.error());
+  REQUIRE(running);
+  CHECK(*running == holder);
+  CHECK_FALSE(sup::stop(sys, *again) != shutdown());
+  // The failed supervisor's own exit reason is the structured {shutdown, {failed_to_start_child, ...}}.
+  auto exit_reason = shutdown_with(failed_to_start_child("c", make_error(exit_code::bad_start)));
+  CHECK(is_normal_exit(exit_reason));
+  REQUIRE(start_failure_of(exit_reason));
+  CHECK(start_failure_of(exit_reason)->child == "c");
 }

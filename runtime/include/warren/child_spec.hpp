@@ -84,6 +84,15 @@ public:
   start_result(caf::error reason) : value_(std::move(reason)) {}
   template <class E, class = caf::enable_if_has_make_error_t<E>>
   start_result(E code) : value_(caf::error{code}) {}
+  /// A failure that left an actor still stopping (a supervisor stopping the children
+  /// it had started, a behaviour whose init failed). As OTP's start_link, whoever
+  /// started it reports the failure only once that actor is gone, so a retry cannot
+  /// collide with what it still holds (children, registered names).
+  start_result(caf::error reason, caf::actor stopping)
+    : value_(std::move(reason)), stopping_(std::move(stopping)) {}
+
+  /// The actor a failed start left stopping; null when none.
+  const caf::actor& stopping() const noexcept { return stopping_; }
 
   bool started() const noexcept { return std::holds_alternative<caf::actor>(value_); }
   bool ignored() const noexcept { return std::holds_alternative<ignore_t>(value_); }
@@ -93,6 +102,7 @@ public:
 
 private:
   std::variant<caf::actor, ignore_t, caf::error> value_;
+  caf::actor stopping_;
 };
 
 /// What a supervisor hands a start function.
@@ -130,7 +140,8 @@ struct child_spec {
   bool significant = false;
   restart_delay delay = restart_delay::none();
   /// When set, the supervisor registers each started instance under this local name
-  /// (see registry.hpp); a taken name fails the start with already_started.
+  /// (see registry.hpp); a taken name fails the start with already_started carrying
+  /// the holder (the start function is not called when the name is taken already).
   std::string name;
 
   shutdown_spec effective_shutdown() const {

@@ -18,6 +18,7 @@
 #include <caf/message.hpp>
 
 #include <exception>
+#include <optional>
 #include <string>
 
 namespace warren {
@@ -46,6 +47,11 @@ caf::error make_error(exit_code x, std::string text);
 
 /// OTP's {shutdown, Term}: a normal exit with a reason attached.
 caf::error shutdown_with(std::string reason);
+/// {shutdown, Term} whose Term is itself an error, kept as a value (e.g. a
+/// supervisor's {shutdown, {failed_to_start_child, Id, E}}).
+caf::error shutdown_with(caf::error term);
+/// The Term of shutdown_with(caf::error); nullopt for any other reason.
+std::optional<caf::error> shutdown_term(const caf::error& reason);
 
 /// OTP's shutdown.
 inline caf::error shutdown() {

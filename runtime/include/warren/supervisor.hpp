@@ -15,6 +15,7 @@
 #include <caf/atom.hpp>
 #include <caf/expected.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,24 @@ std::string to_string(sup_errc x);
 caf::error make_error(sup_errc x);
 caf::error make_error(sup_errc x, std::string what);
 constexpr caf::atom_value sup_error_category = caf::atom("supervisor");
+
+/// OTP's {already_started, Pid}: sup_errc::already_started carrying the running actor.
+/// A start function that finds its actor running already returns this, and start_child
+/// hands it back unchanged.
+caf::error already_started(caf::actor running);
+/// The running actor inside already_started(); nullopt for any other error.
+std::optional<caf::actor> already_started_of(const caf::error& err);
+
+/// OTP's {failed_to_start_child, Id, Reason}, as values.
+struct start_failure {
+  std::string child;
+  caf::error reason;
+};
+/// sup_errc::start_failed carrying the child's id and its start's error.
+caf::error failed_to_start_child(std::string child, caf::error reason);
+/// The id and reason inside failed_to_start_child(), also when wrapped in a
+/// supervisor's exit reason {shutdown, ...}; nullopt for any other error.
+std::optional<start_failure> start_failure_of(const caf::error& err);
 
 /// Checks flags and specs as OTP's check_flags/check_childspecs do: empty error if fine.
 caf::error check_flags(const supervisor_flags& flags);

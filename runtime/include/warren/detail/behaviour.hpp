@@ -288,8 +288,8 @@ start_result start_behaviour(const start_context& ctx, Ts&&... xs) {
       return caf::actor{std::move(hdl)};
     case start_outcome::kind::ignore:
       return ignore;
-    case start_outcome::kind::failed:
-      return out.reason;
+    case start_outcome::kind::failed: // the actor quits at once; the starter waits for it
+      return {out.reason, caf::actor{std::move(hdl)}};
     default:
       return make_error(exit_code::bad_start, "behaviour did not report its start");
   }
