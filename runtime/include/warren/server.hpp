@@ -537,15 +537,17 @@ caf::expected<Reply> blocking_call(caf::scoped_actor& self, const caf::actor& de
                                    caf::message msg) {
   if (dest && running_behaviour() == caf::actor_cast<caf::abstract_actor*>(dest))
     return make_error(call_errc::calling_self); // a server calling itself from a handler
-  auto [hdl, token] = watched_request(self.ptr(), dest, timeout, std::move(msg));
+  auto req = watched_request(self.ptr(), dest, std::move(msg));
+  if (req.sent)
+    caf_request_timeout(self.ptr(), req.response_id, timeout);
+  call_completion done{dest, req.token, nullptr, {}};
   caf::expected<Reply> result{caf::make_error(caf::sec::request_timeout)};
-  auto on_error = unwatching<caf::error>(dest, token, [&](caf::error& e) { result = std::move(e); });
+  auto on_error = completing<caf::error>(done, [&](caf::error& e) { result = std::move(e); });
   if constexpr (std::is_void_v<Reply>) {
     result = caf::expected<void>{};
-    hdl.receive(unwatching<void>(dest, token, [] {}), std::move(on_error));
+    req.hdl.receive(completing<void>(done, [] {}), std::move(on_error));
   } else {
-    hdl.receive(unwatching<Reply>(dest, token, [&](Reply& x) { result = std::move(x); }),
-                std::move(on_error));
+    req.hdl.receive(completing<Reply>(done, [&](Reply& x) { result = std::move(x); }), std::move(on_error));
   }
   return result;
 }
@@ -596,35 +598,55 @@ class pending_call {
 public:
   using handle_type = decltype(std::declval<Self*>()->request(std::declval<caf::actor>(), caf::duration{},
                                                               std::declval<caf::message>()));
+  using request_type = detail::watched<handle_type>;
 
-  pending_call(handle_type h, caf::actor server, const void* token)
-    : hdl_(std::move(h)), server_(std::move(server)), token_(token) {}
+  pending_call(Self* self, request_type req, caf::actor server, caf::duration timeout)
+    : self_(self), req_(std::move(req)), server_(std::move(server)), timeout_(timeout) {}
 
   template <class F, class G>
   void then(F on_reply, G on_error) && {
-    hdl_.then(adapt(std::move(on_reply)),
-              detail::unwatching<caf::error>(server_, token_, std::move(on_error)));
+    detail::call_completion done{std::move(server_), req_.token, nullptr, {}};
+    if (req_.sent && timeout_.valid()) {
+      if constexpr (std::is_base_of_v<caf::scheduled_actor, Self>) {
+        // The caller's own timer: no clock-thread round trip per call.
+        auto& timer = detail::call_timer::of(self_);
+        auto due = self_->clock().now();
+        due += timeout_;
+        done.timer = &timer;
+        done.deadline = timer.add(req_.response_id, due);
+      } else {
+        detail::caf_request_timeout(self_, req_.response_id, timeout_);
+      }
+    }
+    req_.hdl.then(adapt(done, std::move(on_reply)),
+                  detail::completing<caf::error>(done, std::move(on_error)));
   }
 
   template <class F, class G>
   void await(F on_reply, G on_error) && {
-    hdl_.await(adapt(std::move(on_reply)),
-               detail::unwatching<caf::error>(server_, token_, std::move(on_error)));
+    // An awaiting actor handles no other message, its call_timer's tick included:
+    // CAF's clock times this one.
+    if (req_.sent)
+      detail::caf_request_timeout(self_, req_.response_id, timeout_);
+    detail::call_completion done{std::move(server_), req_.token, nullptr, {}};
+    req_.hdl.await(adapt(done, std::move(on_reply)),
+                   detail::completing<caf::error>(done, std::move(on_error)));
   }
 
 private:
   template <class F>
-  auto adapt(F f) {
+  static auto adapt(const detail::call_completion& done, F f) {
     if constexpr (std::is_void_v<Reply>)
       static_assert(std::is_invocable_v<F&>, "the reply handler of a void call takes no argument");
     else
       static_assert(std::is_invocable_v<F&, Reply&>, "the reply handler does not accept the reply type");
-    return detail::unwatching<Reply>(server_, token_, std::move(f));
+    return detail::completing<Reply>(done, std::move(f));
   }
 
-  handle_type hdl_;
+  Self* self_;
+  request_type req_;
   caf::actor server_;
-  const void* token_;
+  caf::duration timeout_;
 };
 
 /// Asynchronous call from inside an actor (event-based or blocking). Like
@@ -632,11 +654,12 @@ private:
 /// handler gets call_errc::exited with the exit reason at once, whatever the timeout.
 /// A call to the calling actor itself fails at once with call_errc::calling_self.
 template <class T, class Self, class Req>
-auto async_call(Self* self, const caf::actor& dest, Req&& req, caf::timespan timeout = default_call_timeout) {
+auto async_call(Self* self, const caf::actor& dest, Req&& req_value,
+                caf::timespan timeout = default_call_timeout) {
   using reply = detail::call_reply_t<T, Req>;
-  auto [hdl, token] = detail::watched_request(self, dest, detail::to_caf_duration(timeout),
-                                              caf::make_message(call_atom::value, std::forward<Req>(req)));
-  return pending_call<reply, Self>{std::move(hdl), dest, token};
+  auto req =
+      detail::watched_request(self, dest, caf::make_message(call_atom::value, std::forward<Req>(req_value)));
+  return pending_call<reply, Self>{self, std::move(req), dest, detail::to_caf_duration(timeout)};
 }
 
 template <class Impl, class Self, class Req>
