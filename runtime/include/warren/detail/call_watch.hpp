@@ -3,10 +3,9 @@
 // exit first, answers the pending request with call_errc::exited and the exit reason.
 // Whatever arrives first, the reply, a timeout or that answer, completes the call;
 // the caller then detaches the watch (and, for an event-based caller's then(), drops
-// the call's deadline from its call_timer, warren/detail/call_timer.hpp). A duplicate answer (the server exited between
-// replying and the detach) is dropped by an event-based caller, as CAF drops every
-// response nobody waits for; a blocking caller skips it, as it does a late reply.
-// The watch holds the caller weakly.
+// the call's deadline from its call_timer, warren/detail/call_timer.hpp). A duplicate answer (the server
+// exited between replying and the detach) is dropped by an event-based caller, as CAF drops every response
+// nobody waits for; a blocking caller skips it, as it does a late reply. The watch holds the caller weakly.
 //
 // Cost per call: one heap allocation (the attachable), the server's attachables lock
 // taken twice (attach, detach; detach scans that list, which holds one entry per
