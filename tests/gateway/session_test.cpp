@@ -106,6 +106,16 @@ gw::config first_message_config(caf::timespan gap = 1s) {
   return cfg;
 }
 
+/// Connects a device whose first line is `first`, no device id: the connection is
+/// closed and identify_failures reaches `failures`.
+void refuse_first_line(running_gateway& g, const std::string& first, uint64_t failures) {
+  INFO("first line: " << first);
+  device d{g.port()};
+  d.send(first + "\nafter\n");
+  CHECK(d.wait_closed());
+  CHECK(eventually([&] { return g->metrics()->identify_failures.load() == failures; }));
+}
+
 int post(running_gateway& g, const std::string& path, const std::string& body) {
   auto cli = g.http();
   auto res = cli.Post(path.c_str(), body, "application/octet-stream");
@@ -191,14 +201,8 @@ TEST_CASE("identify = first_message: a first line that is no device id closes th
                              "1-ved",
                              "dev-\xff"};
   uint64_t failures = 0;
-  for (auto& first : bad) {
-    INFO("first line: " << first);
-    device d{g.port()};
-    d.send(first + "\nafter\n");
-    CHECK(d.wait_closed());
-    ++failures;
-    CHECK(eventually([&] { return g->metrics()->identify_failures.load() == failures; }));
-  }
+  for (auto& first : bad)
+    refuse_first_line(g, first, ++failures);
   CHECK(eventually([&] { return g.sessions().empty(); }));
   CHECK(g->registry()->devices() == 0);
   // A non-ASCII id is fine.
@@ -220,14 +224,8 @@ TEST_CASE("identity_profile = strict: only ASCII letters, digits and -_.: are de
   // Fine under the unicode profile, refused here: a look-alike (Cyrillic е), a space, a slash.
   const std::string bad[] = {"d\xd0\xb5v-1", "dev 1", "dev/1"};
   uint64_t failures = 0;
-  for (auto& first : bad) {
-    INFO("first line: " << first);
-    device d{g.port()};
-    d.send(first + "\nafter\n");
-    CHECK(d.wait_closed());
-    ++failures;
-    CHECK(eventually([&] { return g->metrics()->identify_failures.load() == failures; }));
-  }
+  for (auto& first : bad)
+    refuse_first_line(g, first, ++failures);
   device ok{g.port()};
   ok.send("Dev-1_a.b:c\nhello\n");
   REQUIRE(col.wait_for(1));
